@@ -1,0 +1,37 @@
+/*
+ * A provided-buffer ring (io_uring buffer group) for the copy pump.
+ *
+ * The kernel picks a buffer only when data arrives, so an idle connection
+ * holds none. The buffers live in one lazily-populated mapping per worker.
+ */
+#ifndef ZRING_BUFRING_H
+#define ZRING_BUFRING_H
+
+#include <liburing.h>
+#include <stdint.h>
+
+struct bufring {
+	struct io_uring_buf_ring *br;
+	uint8_t *base;
+	unsigned count;		/* power of two */
+	unsigned size;		/* bytes per buffer */
+	uint16_t bgid;
+	unsigned out;		/* buffers handed to the kernel's consumers */
+};
+
+/* Register `count` buffers of `size` bytes as group `bgid`. 0 or -errno. */
+int bufring_init(struct bufring *b, struct io_uring *ring, uint16_t bgid,
+		 unsigned count, unsigned size);
+
+/* Unregister and unmap. Safe on a zeroed or failed bufring. */
+void bufring_deinit(struct bufring *b, struct io_uring *ring);
+
+static inline uint8_t *bufring_data(const struct bufring *b, uint16_t bid)
+{
+	return b->base + (size_t)bid * b->size;
+}
+
+/* Give buffer `bid` back to the kernel. */
+void bufring_put(struct bufring *b, uint16_t bid);
+
+#endif

@@ -1,0 +1,101 @@
+/*
+ * A proxied connection: the accepted client socket, the upstream socket,
+ * and the two pump directions between them.
+ *
+ * Lifetime: conn_accept creates it; it connects upstream (io_uring connect
+ * with a linked timeout), then pumps. conn_close starts the end: it cancels
+ * every in-flight op; the conn is freed (sockets closed, access line
+ * logged) only once its in-flight count is back to zero, so the kernel
+ * never writes into freed memory and a descriptor is never reused while an
+ * op still refers to it.
+ */
+#ifndef ZRING_CONN_H
+#define ZRING_CONN_H
+
+#include <liburing.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "zring/addr.h"
+#include "zring/listener.h"
+#include "zring/op.h"
+#include "zring/pump.h"
+#include "zring/util.h"
+
+struct worker;
+
+enum { SIDE_CLIENT = 0, SIDE_UPSTREAM = 1 };
+
+struct conn {
+	struct worker *w;
+	struct conn *lru_prev, *lru_next;
+	const struct pump_ops *pump;
+	uint64_t id;
+	uint64_t start_ns;
+	uint64_t active_ns;	/* last I/O, for the idle timeout */
+	union addr src;		/* the client */
+	union addr dst;		/* its original destination */
+	int fd[2];		/* SIDE_CLIENT, SIDE_UPSTREAM */
+	struct op op_connect;
+	struct op op_connect_timeout;
+	struct pump_dir dir[2];	/* 0: client -> upstream, 1: upstream -> client */
+	uint8_t role;		/* enum role */
+	uint8_t inflight;
+	bool connected;
+	bool closing;
+	bool reset;		/* close both sockets with RST */
+	int err;		/* first error, negative errno, 0 if none */
+	const char *why;	/* short reason for the access log, or NULL */
+};
+
+/* Take an accepted socket `fd` from listener l: find its original
+ * destination and connect upstream. Takes ownership of fd in every case. */
+void conn_accept(struct listener *l, int fd);
+
+/*
+ * End the connection. `err` (negative errno or 0) and `why` (static string
+ * or NULL) go to the access log; `reset` closes both sockets with RST.
+ * Idempotent: the first call's reason wins.
+ */
+void conn_close(struct conn *c, int err, const char *why, bool reset);
+
+/* Count an op submitted on behalf of c. */
+static inline void conn_op_submitted(struct conn *c)
+{
+	c->inflight++;
+}
+
+/*
+ * Account one completion for c. Returns true when the caller may go on
+ * handling it, false when c is closing (the caller must then only release
+ * what the CQE carries, e.g. a selected buffer, and call conn_put).
+ */
+bool conn_op_completed(struct conn *c);
+
+/* Free c if it is closing and nothing is in flight. */
+void conn_put(struct conn *c);
+
+/* I/O happened: move c to the fresh end of the idle list. */
+void conn_touch(struct conn *c);
+
+/* The conn that owns direction d (index idx). */
+static inline struct conn *conn_of_dir(struct pump_dir *d, unsigned idx)
+{
+	return container_of(d - idx, struct conn, dir[0]);
+}
+
+/* The socket a direction reads from / writes to. */
+static inline int conn_src_fd(const struct conn *c, unsigned d)
+{
+	return c->fd[d == 0 ? SIDE_CLIENT : SIDE_UPSTREAM];
+}
+
+static inline int conn_sink_fd(const struct conn *c, unsigned d)
+{
+	return c->fd[d == 0 ? SIDE_UPSTREAM : SIDE_CLIENT];
+}
+
+void conn_on_connect(struct conn *c, const struct io_uring_cqe *cqe);
+void conn_on_connect_timeout(struct conn *c, const struct io_uring_cqe *cqe);
+
+#endif

@@ -1,0 +1,25 @@
+/*
+ * The control thread: signals through signalfd on its own io_uring, and
+ * the broadcast shutdown. SIGTERM or SIGINT asks every worker to drain;
+ * a second one exits at once. Later issues add the config watcher and the
+ * admin endpoints here.
+ */
+#ifndef ZRING_CONTROL_H
+#define ZRING_CONTROL_H
+
+#include <signal.h>
+
+struct worker;
+
+/* Block the signals control handles; call before starting any thread so
+ * every thread inherits the mask. Also ignores SIGPIPE. */
+void control_block_signals(void);
+
+/*
+ * Run until every worker has ended (after a drain). `done_fd` is the
+ * eventfd workers bump when they end. Returns 0, or -errno if the control
+ * ring could not be set up (the caller then drains the workers itself).
+ */
+int control_run(struct worker **workers, unsigned n, int done_fd);
+
+#endif

@@ -1,0 +1,62 @@
+/*
+ * Command-line and environment options.
+ *
+ * Every flag has an environment variable (Kubernetes style: ZRING_<FLAG>);
+ * a flag on the command line wins over its variable. Parsing never exits:
+ * it returns an error and a message, and main() turns that into exit 2.
+ */
+#ifndef ZRING_OPTS_H
+#define ZRING_OPTS_H
+
+#include "zring/addr.h"
+#include "zring/log.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define OPTS_MAX_ADDRS 8
+
+enum pump_mode { PUMP_SPLICE, PUMP_COPY };
+
+struct addr_list {
+	unsigned n;
+	union addr a[OPTS_MAX_ADDRS];
+	/* Index set when the address came from a default, so a missing IPv6
+	 * stack can be tolerated for defaults but not for explicit flags. */
+	bool is_default;
+};
+
+struct opts {
+	struct addr_list outbound;
+	struct addr_list inbound;
+	unsigned workers;
+	uint64_t drain_timeout_ms;
+	uint64_t connect_timeout_ms;
+	uint64_t idle_timeout_ms;	/* 0: never */
+	uint32_t mark;
+	enum pump_mode pump;
+	unsigned pipe_pool;		/* pipes per worker (splice pump) */
+	unsigned buffers;		/* provided buffers per worker (copy pump) */
+	enum log_level log_level;
+	enum log_format log_format;
+	bool help;
+	bool version;
+};
+
+/*
+ * Fill *o from defaults, then the environment (envp-style lookup through
+ * getenv), then argv. Returns 0, or -EINVAL with a one-line message in
+ * err (errlen bytes).
+ */
+int opts_parse(struct opts *o, int argc, char **argv, char *err, size_t errlen);
+
+/* Parse "500ms", "5s", "2m", "1h", or a bare number of seconds; 0 or -EINVAL. */
+int opts_parse_duration(const char *s, uint64_t *ms);
+
+/* Parse a comma-separated list of addresses; 0 or -EINVAL. */
+int opts_parse_addrs(const char *s, struct addr_list *out);
+
+void opts_usage(FILE *f);
+
+#endif

@@ -1,0 +1,30 @@
+/*
+ * Where a redirected connection was really going.
+ *
+ * iptables REDIRECT rewrites the destination; conntrack remembers the
+ * original, which SO_ORIGINAL_DST (IPv4) and IP6T_SO_ORIGINAL_DST (IPv6)
+ * return. This needs the real socket and a plain getsockopt, so it runs
+ * synchronously right after accept.
+ */
+#ifndef ZRING_ORIGDST_H
+#define ZRING_ORIGDST_H
+
+#include <stdbool.h>
+
+#include "zring/addr.h"
+#include "zring/opts.h"
+
+/* The original destination of accepted socket `fd`. 0 or -errno (-ENOENT:
+ * the connection was not redirected and conntrack has no entry). */
+int origdst_get(int fd, int family, union addr *out);
+
+/*
+ * Would proxying to `dst` reach zring itself? True when dst is the local
+ * address the client connected to (nothing was redirected), or when its
+ * port is one of zring's listener ports and its address is loopback,
+ * unspecified or one zring listens on.
+ */
+bool origdst_is_self(const union addr *dst, const union addr *local,
+		     const struct opts *opts);
+
+#endif

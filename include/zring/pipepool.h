@@ -1,0 +1,39 @@
+/*
+ * A bounded pool of pipes for the splice pump.
+ *
+ * A pipe costs two descriptors and up to 64 KiB of kernel memory, so a
+ * direction borrows one only while bytes are moving and gives it back as
+ * soon as the pipe is empty. Pipes are created lazily up to `max`; at most
+ * `keep` idle ones are kept, the rest are closed so a past burst does not
+ * keep descriptors that idle connections may need.
+ */
+#ifndef ZRING_PIPEPOOL_H
+#define ZRING_PIPEPOOL_H
+
+#include <stdbool.h>
+
+struct pipe_pair {
+	int rd, wr;
+	struct pipe_pair *next;
+};
+
+struct pipepool {
+	struct pipe_pair *free;
+	unsigned nfree;
+	unsigned total;		/* created and not yet closed */
+	unsigned max;
+	unsigned keep;
+};
+
+void pipepool_init(struct pipepool *pp, unsigned max, unsigned keep);
+void pipepool_deinit(struct pipepool *pp);
+
+/* Borrow an empty pipe: 0 and *out, or -EAGAIN when `max` are out, or the
+ * -errno of pipe2 (e.g. -EMFILE). */
+int pipepool_get(struct pipepool *pp, struct pipe_pair **out);
+
+/* Return a borrowed pipe. `empty` says whether it holds no bytes; a pipe
+ * with leftovers (a connection cut mid-transfer) is closed, never reused. */
+void pipepool_put(struct pipepool *pp, struct pipe_pair *p, bool empty);
+
+#endif

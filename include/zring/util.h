@@ -1,0 +1,28 @@
+/*
+ * Small helpers every module uses: container_of, array sizes, branch hints.
+ *
+ * Error convention (stated once, used everywhere): functions return 0 or a
+ * negative errno and forward a callee's error unchanged; a function that
+ * takes a callback and fails never calls it.
+ */
+#ifndef ZRING_UTIL_H
+#define ZRING_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define container_of(ptr, type, member) \
+	((type *)((char *)(ptr) - offsetof(type, member)))
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* Monotonic clock in nanoseconds. */
+uint64_t now_ns(void);
+
+/* Wall clock in milliseconds since the epoch (for log timestamps). */
+uint64_t wall_ms(void);
+
+#endif

@@ -1,0 +1,102 @@
+/*
+ * A worker: one thread, one io_uring, its own SO_REUSEPORT listeners and
+ * the connections they accepted. Nothing on the data path is shared between
+ * workers; the control thread talks to a worker only through an atomic
+ * command word and an eventfd.
+ */
+#ifndef ZRING_WORKER_H
+#define ZRING_WORKER_H
+
+#include <liburing.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "zring/bufring.h"
+#include "zring/op.h"
+#include "zring/opts.h"
+#include "zring/pipepool.h"
+
+struct conn;
+struct listener;
+struct pump_dir;
+
+/* Commands from the control thread (bits of worker.cmd). */
+enum {
+	WORKER_CMD_DRAIN = 1u << 0,	/* close listeners, let connections finish */
+};
+
+struct worker {
+	unsigned id;
+	const struct opts *opts;
+	pthread_t thread;
+	struct io_uring ring;
+	bool ring_ready;
+
+	struct listener **listeners;
+	unsigned nlisteners;
+	bool accept_paused;		/* out of descriptors */
+
+	struct bufring bufs;		/* copy pump */
+	struct pipepool pipes;		/* splice pump */
+	/* Directions waiting for a buffer or a pipe, FIFO. */
+	struct pump_dir *wait_head, *wait_tail;
+
+	/* Open connections, least recently active first (idle timeouts). */
+	struct conn *lru_head, *lru_tail;
+	unsigned nconns;
+	uint64_t next_conn_id;
+
+	_Atomic unsigned cmd;
+	int wake_fd;
+	uint64_t wake_val;
+	struct op op_wake;
+	struct __kernel_timespec connect_ts;	/* linked connect timeout */
+	struct op op_tick;
+	struct __kernel_timespec tick_ts;
+	bool tick_armed;
+	bool wake_armed;
+
+	bool draining;
+	uint64_t drain_deadline_ns;
+	bool stopped;
+	uint64_t now_ns;		/* cached at each loop iteration */
+
+	int done_fd;			/* control's eventfd: "a worker ended" */
+	int start_err;			/* set by the thread before it reports in */
+};
+
+/*
+ * Allocate a worker and open its listeners (bind errors come back here, on
+ * the caller's thread). Takes nothing; on failure returns NULL with *err.
+ */
+struct worker *worker_new(unsigned id, const struct opts *opts, int done_fd, int *err);
+
+/* Start the thread; it sets up its ring, arms accepts and runs the loop. */
+int worker_start(struct worker *w);
+
+/* Ask a running worker to drain (idempotent, any thread). */
+void worker_drain(struct worker *w);
+
+/* Join the thread (if started) and free everything the worker owns. */
+void worker_free(struct worker *w);
+
+/* --- for the modules the worker drives --- */
+
+/* A listener gave up its last in-flight op. */
+void worker_listener_closed(struct worker *w, struct listener *l);
+
+/* Out of descriptors: pause every listener of this worker for a moment. */
+void worker_pause_accept(struct worker *w, int err);
+
+/* Descriptors were freed: resume paused accepts, hand out waited buffers. */
+void worker_fds_freed(struct worker *w);
+
+/* Queue a direction for the next free buffer / pipe. */
+void worker_wait_enqueue(struct worker *w, struct pump_dir *d);
+void worker_wait_remove(struct worker *w, struct pump_dir *d);
+/* A buffer or pipe was returned: resume the first waiter, if any. */
+void worker_wait_wake(struct worker *w);
+
+#endif

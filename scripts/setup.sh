@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Prepare this machine to build, test and benchmark zring.
+#
+# Idempotent: re-running it installs nothing twice and reuses the cached
+# wolfSSL build. What it does:
+#   1. installs the Debian packages zring builds, tests and benchmarks with;
+#   2. builds wolfSSL 5.5.4 from Debian's own source package with AES-NI and
+#      the Intel assembly enabled, into .cache/wolfssl (git-ignored), which the
+#      meson build prefers over the system library. If that build fails, the
+#      system libwolfssl is used and a loud warning says so.
+#
+# Environment: ZRING_CACHE overrides the cache folder; ZRING_SKIP_WOLFSSL=1
+# skips step 2 (the system wolfSSL is used).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cache="${ZRING_CACHE:-$root/.cache}"
+prefix="$cache/wolfssl"
+
+packages=(
+  build-essential pkg-config meson ninja-build clang
+  liburing-dev libwolfssl-dev libcjson-dev libnghttp2-dev libcriterion-dev
+  dpkg-dev autoconf automake libtool
+  iproute2 iptables procps psmisc python3 python3-h2
+  haproxy iperf3 wrk nginx
+)
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_packages() {
+  local missing=()
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+  done
+  if [ "${#missing[@]}" -eq 0 ]; then
+    say "Debian packages: all present"
+    return
+  fi
+  say "installing: ${missing[*]}"
+  as_root apt-get update -qq
+  # nginx and haproxy start services on install; we only want the binaries.
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+    -o Dpkg::Options::=--force-confold "${missing[@]}" >/dev/null
+  for svc in nginx haproxy; do
+    as_root systemctl disable --now "$svc" >/dev/null 2>&1 || true
+    as_root service "$svc" stop >/dev/null 2>&1 || true
+  done
+}
+
+# The configure flags of the local wolfSSL. Debian's own (--enable-distro)
+# plus AES-NI and Intel assembly; the stamp records them so a change rebuilds.
+wolfssl_flags=(
+  --enable-distro --enable-aesni --enable-intelasm
+  --enable-tls13 --enable-alpn --enable-sni
+  --enable-certgen --enable-certreq --enable-certext --enable-keygen
+  --disable-examples --disable-crypttests --disable-shared --enable-static
+)
+
+add_deb_src() {
+  if grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ ||
+     grep -qs '^deb-src' /etc/apt/sources.list; then
+    return
+  fi
+  say "adding a deb-src entry for Debian's wolfssl source package"
+  as_root tee /etc/apt/sources.list.d/zring-deb-src.sources >/dev/null <<'SRC'
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  as_root apt-get update -qq
+}
+
+build_wolfssl() {
+  local stamp="$prefix/.zring-stamp" want
+  want="5.5.4 ${wolfssl_flags[*]}"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    say "wolfSSL (AES-NI): cached in $prefix"
+    return 0
+  fi
+  add_deb_src
+  local work="$cache/wolfssl-src"
+  rm -rf "$work" "$prefix"
+  mkdir -p "$work"
+  say "fetching Debian's wolfssl source package"
+  (cd "$work" && apt-get source -qq wolfssl=5.5.4-* >/dev/null 2>&1 ||
+                 apt-get source -qq wolfssl >/dev/null 2>&1)
+  local src
+  src="$(find "$work" -maxdepth 1 -type d -name 'wolfssl-5.5.4*' | head -n1)"
+  [ -n "$src" ] || { say "no wolfssl-5.5.4 source found"; return 1; }
+  say "building wolfSSL with AES-NI into $prefix (a few minutes, once)"
+  (
+    cd "$src"
+    ./autogen.sh >"$work/autogen.log" 2>&1
+    ./configure --prefix="$prefix" "${wolfssl_flags[@]}" >"$work/configure.log" 2>&1
+    make -j"$(nproc)" >"$work/make.log" 2>&1
+    make install >"$work/install.log" 2>&1
+    # --enable-distro leaves options.h out of the install; we need it.
+    install -m 0644 wolfssl/options.h "$prefix/include/wolfssl/options.h"
+  ) || { say "wolfSSL build failed; logs in $work"; return 1; }
+  grep -q 'define WOLFSSL_AESNI' "$prefix/include/wolfssl/options.h" || {
+    say "local wolfSSL has no AES-NI"; return 1; }
+  echo "$want" >"$stamp"
+  rm -rf "$work"
+  say "wolfSSL (AES-NI) ready in $prefix"
+}
+
+install_packages
+if [ "${ZRING_SKIP_WOLFSSL:-0}" = 1 ]; then
+  say "ZRING_SKIP_WOLFSSL=1: using the system wolfSSL"
+elif ! build_wolfssl; then
+  rm -rf "$prefix"
+  cat >&2 <<'WARN'
+[setup] ************************************************************
+[setup] WARNING: could not build the AES-NI wolfSSL. Falling back to
+[setup] Debian's libwolfssl, which has no AES-NI: TLS will be ~30x
+[setup] slower. See the logs above and re-run scripts/setup.sh.
+[setup] ************************************************************
+WARN
+fi

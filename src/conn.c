@@ -1,0 +1,236 @@
+/*
+ * Connection lifecycle: accept, original destination, upstream connect,
+ * close and free. The byte moving itself is in pump*.c.
+ */
+#include "zring/conn.h"
+#include "zring/log.h"
+#include "zring/origdst.h"
+#include "zring/ring.h"
+#include "zring/worker.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void lru_unlink(struct conn *c)
+{
+	struct worker *w = c->w;
+	if (c->lru_prev)
+		c->lru_prev->lru_next = c->lru_next;
+	else
+		w->lru_head = c->lru_next;
+	if (c->lru_next)
+		c->lru_next->lru_prev = c->lru_prev;
+	else
+		w->lru_tail = c->lru_prev;
+	c->lru_prev = c->lru_next = NULL;
+}
+
+static void lru_append(struct conn *c)
+{
+	struct worker *w = c->w;
+	c->lru_prev = w->lru_tail;
+	c->lru_next = NULL;
+	if (w->lru_tail)
+		w->lru_tail->lru_next = c;
+	else
+		w->lru_head = c;
+	w->lru_tail = c;
+}
+
+void conn_touch(struct conn *c)
+{
+	c->active_ns = c->w->now_ns;
+	if (c->w->lru_tail != c) {
+		lru_unlink(c);
+		lru_append(c);
+	}
+}
+
+static struct conn *conn_new(struct listener *l, int fd)
+{
+	struct worker *w = l->w;
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->w = w;
+	c->pump = w->opts->pump == PUMP_COPY ? &pump_copy_ops : &pump_splice_ops;
+	c->id = ++w->next_conn_id;
+	c->start_ns = c->active_ns = w->now_ns;
+	c->fd[SIDE_CLIENT] = fd;
+	c->fd[SIDE_UPSTREAM] = -1;
+	c->role = (uint8_t)l->role;
+	op_init(&c->op_connect, OP_CONNECT, 0);
+	op_init(&c->op_connect_timeout, OP_CONNECT_TIMEOUT, 0);
+	for (unsigned d = 0; d < 2; d++) {
+		op_init(&c->dir[d].op_in, OP_PUMP_IN, (uint8_t)d);
+		op_init(&c->dir[d].op_out, OP_PUMP_OUT, (uint8_t)d);
+	}
+	lru_append(c);
+	w->nconns++;
+	return c;
+}
+
+static void set_nodelay(int fd)
+{
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+/* Open the upstream socket and submit connect + linked timeout. */
+static int conn_connect(struct conn *c)
+{
+	struct worker *w = c->w;
+	int fd = socket(c->dst.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	c->fd[SIDE_UPSTREAM] = fd;
+	uint32_t mark = w->opts->mark;
+	if (mark && setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0)
+		return -errno;
+	set_nodelay(fd);
+	set_nodelay(c->fd[SIDE_CLIENT]);
+
+	/* The connect and its timeout must reach the kernel in one submit, or
+	 * the link would be cut at the batch boundary. */
+	if (io_uring_sq_space_left(&w->ring) < 2)
+		io_uring_submit(&w->ring);
+	struct io_uring_sqe *sqe = ring_sqe_op(&w->ring, &c->op_connect);
+	io_uring_prep_connect(sqe, fd, &c->dst.sa, addr_len(&c->dst));
+	sqe->flags |= IOSQE_IO_LINK;
+	conn_op_submitted(c);
+	sqe = ring_sqe_op(&w->ring, &c->op_connect_timeout);
+	io_uring_prep_link_timeout(sqe, &w->connect_ts, 0);
+	conn_op_submitted(c);
+	return 0;
+}
+
+void conn_accept(struct listener *l, int fd)
+{
+	struct conn *c = conn_new(l, fd);
+	if (!c) {
+		log_msg_err(LOG_WARN, "connection dropped", "allocate", -ENOMEM);
+		close(fd);
+		return;
+	}
+	union addr local;
+	socklen_t len = sizeof(c->src);
+	getpeername(fd, &c->src.sa, &len);
+	addr_unmap(&c->src);
+	len = sizeof(local);
+	getsockname(fd, &local.sa, &len);
+	addr_unmap(&local);
+
+	int err = origdst_get(fd, l->addr.sa.sa_family, &c->dst);
+	if (err < 0) {
+		conn_close(c, err, "no original destination", true);
+	} else if (origdst_is_self(&c->dst, &local, c->w->opts)) {
+		conn_close(c, 0, "destination is zring itself", true);
+	} else if ((err = conn_connect(c)) < 0) {
+		if (err == -EMFILE || err == -ENFILE)
+			worker_pause_accept(c->w, err);
+		conn_close(c, err, "upstream socket", true);
+	}
+	conn_put(c);
+}
+
+bool conn_op_completed(struct conn *c)
+{
+	c->inflight--;
+	return !c->closing;
+}
+
+void conn_on_connect(struct conn *c, const struct io_uring_cqe *cqe)
+{
+	if (conn_op_completed(c)) {
+		if (cqe->res < 0) {
+			/* -ECANCELED here means the linked timeout fired. */
+			int err = cqe->res == -ECANCELED ? -ETIMEDOUT : cqe->res;
+			conn_close(c, err, "upstream connect", true);
+		} else {
+			c->connected = true;
+			conn_touch(c);
+			pump_start(c);
+		}
+	}
+	conn_put(c);
+}
+
+void conn_on_connect_timeout(struct conn *c, const struct io_uring_cqe *cqe)
+{
+	conn_op_completed(c);
+	conn_put(c);
+}
+
+void conn_close(struct conn *c, int err, const char *why, bool reset)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	c->err = err;
+	c->why = why;
+	c->reset = reset;
+	if (c->inflight == 0)
+		return;
+	for (unsigned s = 0; s < 2; s++)
+		if (c->fd[s] >= 0)
+			ring_cancel_fd(&c->w->ring, c->fd[s]);
+}
+
+static void log_access(const struct conn *c)
+{
+	struct log_line l;
+	char buf[ADDR_STRLEN], msg[160];
+	if (!log_begin(&l, LOG_INFO, "access"))
+		return;
+	log_u64(&l, "id", c->id);
+	log_u64(&l, "worker", c->w->id);
+	log_str(&l, "dir", role_name((enum role)c->role));
+	log_str(&l, "src", addr_format(&c->src, buf, sizeof(buf)));
+	log_str(&l, "dst", addr_format(&c->dst, buf, sizeof(buf)));
+	log_u64(&l, "up_bytes", c->dir[0].bytes);
+	log_u64(&l, "down_bytes", c->dir[1].bytes);
+	log_u64(&l, "duration_ms", (c->w->now_ns - c->start_ns) / 1000000);
+	if (c->err) {
+		char e[64];
+		snprintf(msg, sizeof(msg), "%s%s%s", c->why ? c->why : "",
+			 c->why ? ": " : "", strerror_r(-c->err, e, sizeof(e)));
+		log_str(&l, "error", msg);
+	} else {
+		log_str(&l, "error", c->why ? c->why : "-");
+	}
+	log_end(&l);
+}
+
+static void close_socket(int fd, bool reset)
+{
+	if (fd < 0)
+		return;
+	if (reset) {
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	}
+	close(fd);
+}
+
+static void conn_free(struct conn *c)
+{
+	struct worker *w = c->w;
+	pump_release(c);
+	log_access(c);
+	close_socket(c->fd[SIDE_CLIENT], c->reset);
+	close_socket(c->fd[SIDE_UPSTREAM], c->reset);
+	lru_unlink(c);
+	w->nconns--;
+	free(c);
+	worker_fds_freed(w);
+}
+
+void conn_put(struct conn *c)
+{
+	if (c->closing && c->inflight == 0)
+		conn_free(c);
+}

@@ -1,0 +1,117 @@
+/*
+ * zring: parse options, start the workers, hand the main thread to the
+ * control loop, and exit 0 after a graceful drain.
+ */
+#include "zring/control.h"
+#include "zring/log.h"
+#include "zring/opts.h"
+#include "zring/worker.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Idle connections cost descriptors, so take every one we may. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+/* Without the mark, our own upstream connections would be redirected back
+ * to us in a loop. Refuse to start rather than find out under load. */
+static int check_mark(uint32_t mark)
+{
+	if (!mark)
+		return 0;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int err = setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0 ? -errno : 0;
+	close(fd);
+	return err;
+}
+
+static void stop_workers(struct worker **ws, unsigned started, unsigned n)
+{
+	for (unsigned i = 0; i < started; i++)
+		worker_drain(ws[i]);
+	for (unsigned i = 0; i < n; i++)
+		worker_free(ws[i]);
+}
+
+static int run(const struct opts *o)
+{
+	int done_fd = eventfd(0, EFD_CLOEXEC);
+	if (done_fd < 0)
+		return 1;
+	struct worker **ws = calloc(o->workers, sizeof(*ws));
+	unsigned n = 0, started = 0;
+	int err = ws ? 0 : -ENOMEM;
+
+	for (; err == 0 && n < o->workers; n++) {
+		ws[n] = worker_new(n, o, done_fd, &err);
+		if (!ws[n])
+			break;
+	}
+	for (; err == 0 && started < n; started++)
+		err = worker_start(ws[started]);
+	if (err == 0) {
+		struct log_line l;
+		if (log_begin(&l, LOG_INFO, "ready")) {
+			log_u64(&l, "workers", o->workers);
+			log_str(&l, "pump", o->pump == PUMP_COPY ? "copy" : "splice");
+			log_str(&l, "version", ZRING_VERSION);
+			log_end(&l);
+		}
+		err = control_run(ws, n, done_fd);
+		if (err < 0)
+			log_msg_err(LOG_ERROR, "control thread failed", "control", err);
+	}
+	if (err < 0 && started < n)
+		started++;	/* the one that failed to start still has a thread */
+	stop_workers(ws, started, n);
+	free(ws);
+	close(done_fd);
+	if (err < 0)
+		return 1;
+	log_msg(LOG_INFO, "exit");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o;
+	char err[256];
+
+	if (opts_parse(&o, argc, argv, err, sizeof(err)) < 0) {
+		fprintf(stderr, "zring: %s\nTry 'zring --help'.\n", err);
+		return 2;
+	}
+	if (o.help) {
+		opts_usage(stdout);
+		return 0;
+	}
+	if (o.version) {
+		printf("zring %s\n", ZRING_VERSION);
+		return 0;
+	}
+	log_setup(o.log_level, o.log_format);
+	control_block_signals();
+	raise_fd_limit();
+	int ret = check_mark(o.mark);
+	if (ret < 0) {
+		log_msg_err(LOG_ERROR, "cannot set SO_MARK on upstream sockets "
+			    "(needs CAP_NET_ADMIN; --mark 0 disables marking)", "mark", ret);
+		return 1;
+	}
+	return run(&o);
+}

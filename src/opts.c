@@ -1,0 +1,254 @@
+/*
+ * Options: defaults, then ZRING_* environment variables, then flags.
+ * See include/zring/opts.h.
+ */
+#include "zring/opts.h"
+#include "zring/util.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum opt_id {
+	O_OUTBOUND = 256, O_INBOUND, O_WORKERS, O_DRAIN, O_CONNECT, O_IDLE,
+	O_MARK, O_PUMP, O_PIPES, O_BUFFERS, O_LEVEL, O_FORMAT,
+};
+
+struct opt_def {
+	const char *flag;
+	const char *env;
+	int id;
+	const char *arg;
+	const char *help;
+};
+
+static const struct opt_def defs[] = {
+	{ "outbound", "ZRING_OUTBOUND", O_OUTBOUND, "ADDR[,ADDR]",
+	  "outbound capture listeners (default 0.0.0.0:15001,[::]:15001)" },
+	{ "inbound", "ZRING_INBOUND", O_INBOUND, "ADDR[,ADDR]",
+	  "inbound plaintext listeners (default 0.0.0.0:15006,[::]:15006)" },
+	{ "workers", "ZRING_WORKERS", O_WORKERS, "N",
+	  "worker threads (default: online CPUs)" },
+	{ "drain-timeout", "ZRING_DRAIN_TIMEOUT", O_DRAIN, "DUR",
+	  "how long open connections may finish after SIGTERM (default 5s)" },
+	{ "connect-timeout", "ZRING_CONNECT_TIMEOUT", O_CONNECT, "DUR",
+	  "upstream connect timeout (default 10s)" },
+	{ "idle-timeout", "ZRING_IDLE_TIMEOUT", O_IDLE, "DUR",
+	  "close connections idle this long, 0 = never (default 1h)" },
+	{ "mark", "ZRING_MARK", O_MARK, "N",
+	  "SO_MARK on upstream sockets, exempt from redirection (default 0x539)" },
+	{ "pump", "ZRING_PUMP", O_PUMP, "splice|copy",
+	  "plaintext data pump (default splice)" },
+	{ "pipe-pool", "ZRING_PIPE_POOL", O_PIPES, "N",
+	  "pipes per worker for the splice pump (default 512)" },
+	{ "buffers", "ZRING_BUFFERS", O_BUFFERS, "N",
+	  "64 KiB buffers per worker for the copy pump (default 512)" },
+	{ "log-level", "ZRING_LOG_LEVEL", O_LEVEL, "LEVEL",
+	  "error, warn, info or debug (default info)" },
+	{ "log-format", "ZRING_LOG_FORMAT", O_FORMAT, "FMT",
+	  "text (logfmt) or json (default text)" },
+};
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+int opts_parse_duration(const char *s, uint64_t *ms)
+{
+	char *end;
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno)
+		return -EINVAL;
+	double mul;
+	if (*end == '\0' || strcmp(end, "s") == 0)
+		mul = 1000;
+	else if (strcmp(end, "ms") == 0)
+		mul = 1;
+	else if (strcmp(end, "m") == 0)
+		mul = 60000;
+	else if (strcmp(end, "h") == 0)
+		mul = 3600000;
+	else
+		return -EINVAL;
+	v *= mul;
+	if (v > 1e15)
+		return -EINVAL;
+	*ms = (uint64_t)v;
+	return 0;
+}
+
+int opts_parse_addrs(const char *s, struct addr_list *out)
+{
+	char buf[1024];
+	if (strlen(s) >= sizeof(buf) || *s == '\0')
+		return -EINVAL;
+	strcpy(buf, s);
+	out->n = 0;
+	out->is_default = false;
+	char *save = NULL;
+	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (out->n == OPTS_MAX_ADDRS || addr_parse(tok, &out->a[out->n]) < 0)
+			return -EINVAL;
+		out->n++;
+	}
+	return out->n ? 0 : -EINVAL;
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 0);
+	if (errno || *end || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int apply(struct opts *o, int id, const char *v)
+{
+	unsigned long n;
+	switch (id) {
+	case O_OUTBOUND:
+		return opts_parse_addrs(v, &o->outbound);
+	case O_INBOUND:
+		return opts_parse_addrs(v, &o->inbound);
+	case O_WORKERS:
+		if (parse_uint(v, 256, &n) < 0 || n == 0)
+			return -EINVAL;
+		o->workers = (unsigned)n;
+		return 0;
+	case O_DRAIN:
+		return opts_parse_duration(v, &o->drain_timeout_ms);
+	case O_CONNECT:
+		if (opts_parse_duration(v, &o->connect_timeout_ms) < 0 || !o->connect_timeout_ms)
+			return -EINVAL;
+		return 0;
+	case O_IDLE:
+		return opts_parse_duration(v, &o->idle_timeout_ms);
+	case O_MARK:
+		if (parse_uint(v, UINT32_MAX, &n) < 0)
+			return -EINVAL;
+		o->mark = (uint32_t)n;
+		return 0;
+	case O_PUMP:
+		if (strcmp(v, "splice") == 0)
+			o->pump = PUMP_SPLICE;
+		else if (strcmp(v, "copy") == 0)
+			o->pump = PUMP_COPY;
+		else
+			return -EINVAL;
+		return 0;
+	case O_PIPES:
+		if (parse_uint(v, 65536, &n) < 0 || n == 0)
+			return -EINVAL;
+		o->pipe_pool = (unsigned)n;
+		return 0;
+	case O_BUFFERS:
+		if (parse_uint(v, 32768, &n) < 0 || n == 0 || (n & (n - 1)))
+			return -EINVAL;
+		o->buffers = (unsigned)n;
+		return 0;
+	case O_LEVEL:
+		return log_level_parse(v, &o->log_level);
+	case O_FORMAT:
+		return log_format_parse(v, &o->log_format);
+	}
+	return -EINVAL;
+}
+
+static void set_defaults(struct opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	opts_parse_addrs("0.0.0.0:15001,[::]:15001", &o->outbound);
+	opts_parse_addrs("0.0.0.0:15006,[::]:15006", &o->inbound);
+	o->outbound.is_default = o->inbound.is_default = true;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	o->workers = cpus > 0 ? (unsigned)cpus : 1;
+	o->drain_timeout_ms = 5000;
+	o->connect_timeout_ms = 10000;
+	o->idle_timeout_ms = 3600 * 1000;
+	o->mark = 0x539;
+	o->pump = PUMP_SPLICE;
+	o->pipe_pool = 512;
+	o->buffers = 512;
+	o->log_level = LOG_INFO;
+	o->log_format = LOG_TEXT;
+}
+
+static const struct opt_def *def_by_id(int id)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(defs); i++)
+		if (defs[i].id == id)
+			return &defs[i];
+	return NULL;
+}
+
+int opts_parse(struct opts *o, int argc, char **argv, char *err, size_t errlen)
+{
+	struct option longopts[ARRAY_SIZE(defs) + 3];
+	size_t i;
+
+	set_defaults(o);
+	for (i = 0; i < ARRAY_SIZE(defs); i++) {
+		const char *v = getenv(defs[i].env);
+		if (v && apply(o, defs[i].id, v) < 0)
+			return fail(err, errlen, "invalid value '%s' for %s (expected %s)",
+				    v, defs[i].env, defs[i].arg);
+		longopts[i] = (struct option){ defs[i].flag, required_argument, NULL, defs[i].id };
+	}
+	longopts[i++] = (struct option){ "help", no_argument, NULL, 'h' };
+	longopts[i++] = (struct option){ "version", no_argument, NULL, 'V' };
+	longopts[i] = (struct option){ 0 };
+
+	optind = 1;
+	opterr = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, ":hV", longopts, NULL)) != -1) {
+		if (c == 'h') {
+			o->help = true;
+		} else if (c == 'V') {
+			o->version = true;
+		} else if (c == ':') {
+			return fail(err, errlen, "option '%s' needs a value", argv[optind - 1]);
+		} else if (c == '?') {
+			return fail(err, errlen, "unknown option '%s'", argv[optind - 1]);
+		} else if (apply(o, c, optarg) < 0) {
+			const struct opt_def *d = def_by_id(c);
+			return fail(err, errlen, "invalid value '%s' for --%s (expected %s)",
+				    optarg, d->flag, d->arg);
+		}
+	}
+	if (optind < argc)
+		return fail(err, errlen, "unexpected argument '%s'", argv[optind]);
+	return 0;
+}
+
+void opts_usage(FILE *f)
+{
+	fprintf(f, "usage: zring [options]\n\n"
+		   "Transparent L4 mesh proxy. Each option can also be set by the\n"
+		   "environment variable in brackets; the flag wins.\n\n");
+	for (size_t i = 0; i < ARRAY_SIZE(defs); i++) {
+		char lhs[64];
+		snprintf(lhs, sizeof(lhs), "--%s %s", defs[i].flag, defs[i].arg);
+		fprintf(f, "  %-30s %s [%s]\n", lhs, defs[i].help, defs[i].env);
+	}
+	fprintf(f, "  %-30s %s\n  %-30s %s\n", "-h, --help", "this help",
+		"-V, --version", "print the version");
+	fprintf(f, "\nDurations: 500ms, 5s, 2m, 1h or a bare number of seconds.\n");
+}

@@ -1,0 +1,74 @@
+/*
+ * Bounded pipe pool. See include/zring/pipepool.h.
+ */
+#include "zring/pipepool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+void pipepool_init(struct pipepool *pp, unsigned max, unsigned keep)
+{
+	pp->free = NULL;
+	pp->nfree = 0;
+	pp->total = 0;
+	pp->max = max;
+	pp->keep = keep;
+}
+
+static void pipe_close(struct pipepool *pp, struct pipe_pair *p)
+{
+	close(p->rd);
+	close(p->wr);
+	free(p);
+	pp->total--;
+}
+
+void pipepool_deinit(struct pipepool *pp)
+{
+	while (pp->free) {
+		struct pipe_pair *p = pp->free;
+		pp->free = p->next;
+		pipe_close(pp, p);
+	}
+	pp->nfree = 0;
+}
+
+int pipepool_get(struct pipepool *pp, struct pipe_pair **out)
+{
+	struct pipe_pair *p = pp->free;
+	if (p) {
+		pp->free = p->next;
+		pp->nfree--;
+		*out = p;
+		return 0;
+	}
+	if (pp->total >= pp->max)
+		return -EAGAIN;
+	p = malloc(sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	int fds[2];
+	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) {
+		int err = -errno;
+		free(p);
+		return err;
+	}
+	p->rd = fds[0];
+	p->wr = fds[1];
+	pp->total++;
+	*out = p;
+	return 0;
+}
+
+void pipepool_put(struct pipepool *pp, struct pipe_pair *p, bool empty)
+{
+	if (!empty || pp->nfree >= pp->keep) {
+		pipe_close(pp, p);
+		return;
+	}
+	p->next = pp->free;
+	pp->free = p;
+	pp->nfree++;
+}

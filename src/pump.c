@@ -1,0 +1,88 @@
+/*
+ * What both pump engines share: starting, CQE routing, half-close, errors.
+ * See include/zring/pump.h.
+ */
+#include "zring/pump.h"
+#include "zring/conn.h"
+#include "zring/worker.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+
+void pump_start(struct conn *c)
+{
+	c->pump->run(c, 0);
+	if (!c->closing)
+		c->pump->run(c, 1);
+}
+
+/* A CQE that carries a provided buffer owes it back if nobody will use it. */
+static bool live_or_return_buffer(struct conn *c, const struct io_uring_cqe *cqe)
+{
+	if (conn_op_completed(c))
+		return true;
+	if (cqe->flags & IORING_CQE_F_BUFFER) {
+		c->w->bufs.out++;
+		bufring_put(&c->w->bufs, (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT));
+		worker_wait_wake(c->w);
+	}
+	return false;
+}
+
+void pump_on_in(struct conn *c, struct op *op, const struct io_uring_cqe *cqe)
+{
+	if (live_or_return_buffer(c, cqe)) {
+		conn_touch(c);
+		c->pump->on_in(c, op->idx, cqe);
+	}
+	conn_put(c);
+}
+
+void pump_on_out(struct conn *c, struct op *op, const struct io_uring_cqe *cqe)
+{
+	if (live_or_return_buffer(c, cqe)) {
+		conn_touch(c);
+		c->pump->on_out(c, op->idx, cqe);
+	}
+	conn_put(c);
+}
+
+void pump_resume(struct pump_dir *d)
+{
+	struct conn *c = conn_of_dir(d, d->op_in.idx);
+	if (!c->closing)
+		c->pump->run(c, d->op_in.idx);
+}
+
+void pump_release(struct conn *c)
+{
+	for (unsigned d = 0; d < 2; d++) {
+		if (c->dir[d].flags & DIR_WAITING)
+			worker_wait_remove(c->w, &c->dir[d]);
+		c->pump->release(c, d);
+	}
+}
+
+void pump_dir_eof(struct conn *c, unsigned d)
+{
+	c->dir[d].flags |= DIR_EOF;
+	/* The peer may already be gone; then the other direction reports it. */
+	shutdown(conn_sink_fd(c, d), SHUT_WR);
+	if ((c->dir[0].flags & DIR_EOF) && (c->dir[1].flags & DIR_EOF))
+		conn_close(c, 0, NULL, false);
+}
+
+void pump_dir_error(struct conn *c, unsigned side, int err)
+{
+	static const char *const why[2][2] = {
+		{ "client error", "upstream error" },
+		{ "client reset", "upstream reset" },
+	};
+	bool reset = err == -ECONNRESET || err == -EPIPE;
+	conn_close(c, err, why[reset][side], true);
+}
+
+void pump_dir_moved(struct conn *c, unsigned d, uint32_t n)
+{
+	c->dir[d].bytes += n;
+}

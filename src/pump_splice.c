@@ -1,0 +1,159 @@
+/*
+ * The splice pump: io_uring tells when a socket is readable (or writable),
+ * then splice(2) moves the bytes socket -> pipe -> socket without copying
+ * them through user space.
+ *
+ * Why not IORING_OP_SPLICE: the kernel always runs it on an io-wq worker
+ * thread (a thread handoff per chunk, and a blocked io-wq thread per idle
+ * socket), and a short splice breaks a linked chain. A non-blocking
+ * splice(2) on the worker thread right after readiness costs one syscall
+ * and no handoff. See docs/architecture.md for the measurements.
+ *
+ * A direction borrows a pipe from the worker's pool only while bytes are
+ * in it: read a chunk into the pipe, write it all out, and when the source
+ * runs dry give the empty pipe back and poll again. If the sink is full the
+ * pipe stays with the direction and we poll the sink for POLLOUT.
+ */
+#include "zring/conn.h"
+#include "zring/pump.h"
+#include "zring/ring.h"
+#include "zring/worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+
+#define SPLICE_CHUNK (64 * 1024)
+/* Chunks per readiness event before yielding to other connections. */
+#define SPLICE_ROUNDS 8
+
+static void arm_poll(struct conn *c, unsigned d, bool out)
+{
+	struct pump_dir *pd = &c->dir[d];
+	struct io_uring_sqe *sqe = ring_sqe_op(&c->w->ring, out ? &pd->op_out : &pd->op_in);
+	io_uring_prep_poll_add(sqe, out ? conn_sink_fd(c, d) : conn_src_fd(c, d),
+			       out ? POLLOUT : POLLIN);
+	conn_op_submitted(c);
+}
+
+static void give_back_pipe(struct conn *c, unsigned d)
+{
+	struct pump_dir *pd = &c->dir[d];
+	if (!pd->pipe)
+		return;
+	pipepool_put(&c->w->pipes, pd->pipe, pd->len == 0);
+	pd->pipe = NULL;
+	pd->len = 0;
+	worker_wait_wake(c->w);
+}
+
+static unsigned src_side(unsigned d)
+{
+	return d == 0 ? SIDE_CLIENT : SIDE_UPSTREAM;
+}
+
+static unsigned sink_side(unsigned d)
+{
+	return d == 0 ? SIDE_UPSTREAM : SIDE_CLIENT;
+}
+
+/* Write the pipe's bytes to the sink. 0 when empty; -EAGAIN when the sink
+ * is full (POLLOUT is armed); another -errno ends the connection. */
+static int flush(struct conn *c, unsigned d)
+{
+	struct pump_dir *pd = &c->dir[d];
+	while (pd->len > 0) {
+		ssize_t n = splice(pd->pipe->rd, NULL, conn_sink_fd(c, d), NULL, pd->len,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n > 0) {
+			pd->len -= (uint32_t)n;
+			pump_dir_moved(c, d, (uint32_t)n);
+			continue;
+		}
+		int err = n == 0 ? -EPIPE : -errno;
+		if (err == -EINTR)
+			continue;
+		if (err == -EAGAIN) {
+			arm_poll(c, d, true);
+			return err;
+		}
+		pump_dir_error(c, sink_side(d), err);
+		return err;
+	}
+	return 0;
+}
+
+/* Move bytes from source to sink until the source runs dry, the sink is
+ * full, or this connection has had its turn. */
+static void move(struct conn *c, unsigned d)
+{
+	struct pump_dir *pd = &c->dir[d];
+	for (unsigned round = 0; round < SPLICE_ROUNDS; round++) {
+		if (!pd->pipe) {
+			int err = pipepool_get(&c->w->pipes, &pd->pipe);
+			if (err < 0) {
+				pd->pipe = NULL;
+				worker_wait_enqueue(c->w, pd);
+				return;
+			}
+		}
+		ssize_t n = splice(conn_src_fd(c, d), NULL, pd->pipe->wr, NULL, SPLICE_CHUNK,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n > 0) {
+			pd->len = (uint32_t)n;
+			if (flush(c, d) < 0)
+				return;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		give_back_pipe(c, d);
+		if (n == 0) {
+			pump_dir_eof(c, d);
+			return;
+		}
+		if (errno != EAGAIN) {
+			pump_dir_error(c, src_side(d), -errno);
+			return;
+		}
+		break;
+	}
+	give_back_pipe(c, d);
+	arm_poll(c, d, false);
+}
+
+static void splice_run(struct conn *c, unsigned d)
+{
+	arm_poll(c, d, false);
+}
+
+static void splice_on_in(struct conn *c, unsigned d, const struct io_uring_cqe *cqe)
+{
+	if (cqe->res < 0)
+		pump_dir_error(c, src_side(d), cqe->res);
+	else
+		move(c, d);
+}
+
+static void splice_on_out(struct conn *c, unsigned d, const struct io_uring_cqe *cqe)
+{
+	if (cqe->res < 0) {
+		pump_dir_error(c, sink_side(d), cqe->res);
+		return;
+	}
+	if (flush(c, d) == 0)
+		move(c, d);
+}
+
+static void splice_release(struct conn *c, unsigned d)
+{
+	give_back_pipe(c, d);
+}
+
+const struct pump_ops pump_splice_ops = {
+	.name = "splice",
+	.run = splice_run,
+	.on_in = splice_on_in,
+	.on_out = splice_on_out,
+	.release = splice_release,
+};

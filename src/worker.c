@@ -1,0 +1,413 @@
+/*
+ * Worker threads: one io_uring each, a flat CQE dispatcher, periodic tick
+ * for idle timeouts and the drain deadline, and the drain itself.
+ * See include/zring/worker.h.
+ */
+#include "zring/worker.h"
+#include "zring/conn.h"
+#include "zring/listener.h"
+#include "zring/log.h"
+#include "zring/ring.h"
+
+#include <errno.h>
+#include <semaphore.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define RING_ENTRIES 4096
+#define BUF_SIZE (64 * 1024)
+#define BUF_GROUP 1
+#define PIPES_KEPT 32
+#define TICK_MS 1000
+#define DRAIN_TICK_MS 50
+
+static sem_t g_started;
+static pthread_once_t g_started_once = PTHREAD_ONCE_INIT;
+
+static void started_init(void)
+{
+	sem_init(&g_started, 0, 0);
+}
+
+/* A default IPv6 address on a host without IPv6 is not an error. */
+static bool tolerable(const struct addr_list *l, const union addr *a, int err)
+{
+	return l->is_default && a->sa.sa_family == AF_INET6 &&
+	       (err == -EAFNOSUPPORT || err == -EADDRNOTAVAIL);
+}
+
+static int open_listeners(struct worker *w, enum role role, const struct addr_list *l)
+{
+	for (unsigned i = 0; i < l->n; i++) {
+		struct listener *lis;
+		char buf[ADDR_STRLEN];
+		int err = listener_open(w, role, &l->a[i], &lis);
+		if (err < 0 && tolerable(l, &l->a[i], err)) {
+			if (w->id == 0)
+				log_msg_err(LOG_WARN, "listener skipped",
+					    addr_format(&l->a[i], buf, sizeof(buf)), err);
+			continue;
+		}
+		if (err < 0) {
+			struct log_line line;
+			if (log_begin(&line, LOG_ERROR, "cannot listen")) {
+				log_str(&line, "role", role_name(role));
+				log_str(&line, "addr", addr_format(&l->a[i], buf, sizeof(buf)));
+				log_err(&line, "error", err);
+				log_end(&line);
+			}
+			return err;
+		}
+		w->listeners[w->nlisteners++] = lis;
+		if (w->id == 0) {
+			struct log_line line;
+			if (log_begin(&line, LOG_INFO, "listening")) {
+				log_str(&line, "role", role_name(role));
+				log_str(&line, "addr", addr_format(&l->a[i], buf, sizeof(buf)));
+				log_end(&line);
+			}
+		}
+	}
+	return 0;
+}
+
+static void free_listeners(struct worker *w)
+{
+	for (unsigned i = 0; i < w->nlisteners; i++)
+		listener_free(w->listeners[i]);
+	free(w->listeners);
+	w->listeners = NULL;
+	w->nlisteners = 0;
+}
+
+struct worker *worker_new(unsigned id, const struct opts *opts, int done_fd, int *err)
+{
+	pthread_once(&g_started_once, started_init);
+	struct worker *w = calloc(1, sizeof(*w));
+	if (!w) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	w->id = id;
+	w->opts = opts;
+	w->done_fd = done_fd;
+	w->wake_fd = -1;
+	w->listeners = calloc(opts->outbound.n + opts->inbound.n, sizeof(*w->listeners));
+	w->wake_fd = eventfd(0, EFD_CLOEXEC);
+	if (!w->listeners || w->wake_fd < 0) {
+		*err = w->listeners ? -errno : -ENOMEM;
+		goto fail;
+	}
+	*err = open_listeners(w, ROLE_OUTBOUND, &opts->outbound);
+	if (*err == 0)
+		*err = open_listeners(w, ROLE_INBOUND, &opts->inbound);
+	if (*err == 0 && w->nlisteners == 0)
+		*err = -EADDRNOTAVAIL;
+	if (*err < 0)
+		goto fail;
+	op_init(&w->op_wake, OP_WAKE, 0);
+	op_init(&w->op_tick, OP_TICK, 0);
+	w->connect_ts.tv_sec = (long long)(opts->connect_timeout_ms / 1000);
+	w->connect_ts.tv_nsec = (long long)(opts->connect_timeout_ms % 1000) * 1000000;
+	return w;
+fail:
+	free_listeners(w);
+	if (w->wake_fd >= 0)
+		close(w->wake_fd);
+	free(w);
+	return NULL;
+}
+
+static void arm_wake(struct worker *w)
+{
+	struct io_uring_sqe *sqe = ring_sqe_op(&w->ring, &w->op_wake);
+	io_uring_prep_read(sqe, w->wake_fd, &w->wake_val, sizeof(w->wake_val), 0);
+	w->wake_armed = true;
+}
+
+static void arm_tick(struct worker *w)
+{
+	uint64_t ms = w->draining ? DRAIN_TICK_MS : TICK_MS;
+	w->tick_ts.tv_sec = (long long)(ms / 1000);
+	w->tick_ts.tv_nsec = (long long)(ms % 1000) * 1000000;
+	struct io_uring_sqe *sqe = ring_sqe_op(&w->ring, &w->op_tick);
+	io_uring_prep_timeout(sqe, &w->tick_ts, 0, 0);
+	w->tick_armed = true;
+}
+
+static void start_drain(struct worker *w)
+{
+	if (w->draining)
+		return;
+	w->draining = true;
+	w->drain_deadline_ns = w->now_ns + w->opts->drain_timeout_ms * 1000000ull;
+	/* Backwards: a closed listener is swapped out of the array. */
+	for (unsigned i = w->nlisteners; i-- > 0;)
+		listener_close(w->listeners[i]);
+}
+
+/* Close every open connection, e.g. at the drain deadline. */
+static void close_all(struct worker *w, int err, const char *why)
+{
+	struct conn *c = w->lru_head;
+	while (c) {
+		struct conn *next = c->lru_next;
+		conn_close(c, err, why, true);
+		c = next;
+	}
+}
+
+static void expire_idle(struct worker *w)
+{
+	uint64_t idle_ns = w->opts->idle_timeout_ms * 1000000ull;
+	if (!idle_ns)
+		return;
+	struct conn *c = w->lru_head;
+	while (c && w->now_ns - c->active_ns >= idle_ns) {
+		struct conn *next = c->lru_next;
+		if (!c->closing)
+			conn_close(c, -ETIMEDOUT, "idle timeout", true);
+		c = next;
+	}
+}
+
+static void on_tick(struct worker *w, const struct io_uring_cqe *cqe)
+{
+	w->tick_armed = false;
+	if (w->stopped)
+		return;
+	expire_idle(w);
+	if (w->draining && w->now_ns >= w->drain_deadline_ns && w->nconns)
+		close_all(w, 0, "drain deadline");
+	arm_tick(w);
+}
+
+static void on_wake(struct worker *w, const struct io_uring_cqe *cqe)
+{
+	w->wake_armed = false;
+	if (w->stopped)
+		return;
+	unsigned cmd = atomic_exchange(&w->cmd, 0);
+	if (cmd & WORKER_CMD_DRAIN)
+		start_drain(w);
+	arm_wake(w);
+}
+
+static void dispatch(struct worker *w, const struct io_uring_cqe *cqe)
+{
+	struct op *op = io_uring_cqe_get_data(cqe);
+	if (!op)
+		return;
+	switch (op->type) {
+	case OP_ACCEPT:
+		listener_on_accept(container_of(op, struct listener, op_accept), cqe);
+		break;
+	case OP_ACCEPT_RETRY:
+		listener_on_retry(container_of(op, struct listener, op_retry), cqe);
+		break;
+	case OP_WAKE:
+		on_wake(w, cqe);
+		break;
+	case OP_TICK:
+		on_tick(w, cqe);
+		break;
+	case OP_CONNECT:
+		conn_on_connect(container_of(op, struct conn, op_connect), cqe);
+		break;
+	case OP_CONNECT_TIMEOUT:
+		conn_on_connect_timeout(container_of(op, struct conn, op_connect_timeout), cqe);
+		break;
+	case OP_PUMP_IN:
+		pump_on_in(conn_of_dir(container_of(op, struct pump_dir, op_in), op->idx), op, cqe);
+		break;
+	case OP_PUMP_OUT:
+		pump_on_out(conn_of_dir(container_of(op, struct pump_dir, op_out), op->idx), op, cqe);
+		break;
+	default:
+		break;
+	}
+}
+
+/* Drained: nothing open, every listener closed. Cancel our own timers and
+ * let the loop run until their completions are in. */
+static void maybe_stop(struct worker *w)
+{
+	if (!w->draining || w->stopped || w->nconns || w->nlisteners)
+		return;
+	w->stopped = true;
+	if (w->tick_armed)
+		ring_cancel_op(&w->ring, &w->op_tick);
+	if (w->wake_armed)
+		ring_cancel_op(&w->ring, &w->op_wake);
+}
+
+static void run_loop(struct worker *w)
+{
+	while (!w->stopped || w->tick_armed || w->wake_armed) {
+		int ret = io_uring_submit_and_wait(&w->ring, 1);
+		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
+			log_msg_err(LOG_ERROR, "io_uring wait failed", "worker", ret);
+			abort();
+		}
+		w->now_ns = now_ns();
+		struct io_uring_cqe *cqe;
+		unsigned head, n = 0;
+		io_uring_for_each_cqe(&w->ring, head, cqe) {
+			dispatch(w, cqe);
+			n++;
+		}
+		io_uring_cq_advance(&w->ring, n);
+		maybe_stop(w);
+	}
+}
+
+static int setup_ring(struct worker *w)
+{
+	const char *mode;
+	int err = ring_init(&w->ring, RING_ENTRIES, &mode);
+	if (err < 0) {
+		log_msg_err(LOG_ERROR, "io_uring setup failed", "worker", err);
+		return err;
+	}
+	w->ring_ready = true;
+	if (w->id == 0) {
+		struct log_line l;
+		if (log_begin(&l, LOG_DEBUG, "io_uring ready")) {
+			log_str(&l, "mode", mode);
+			log_end(&l);
+		}
+	}
+	if (w->opts->pump == PUMP_COPY) {
+		err = bufring_init(&w->bufs, &w->ring, BUF_GROUP, w->opts->buffers, BUF_SIZE);
+		if (err < 0) {
+			log_msg_err(LOG_ERROR, "buffer ring setup failed", "worker", err);
+			return err;
+		}
+	}
+	pipepool_init(&w->pipes, w->opts->pipe_pool, PIPES_KEPT);
+	return 0;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	w->now_ns = now_ns();
+	w->start_err = setup_ring(w);
+	if (w->start_err == 0) {
+		arm_wake(w);
+		arm_tick(w);
+		for (unsigned i = 0; i < w->nlisteners; i++)
+			listener_arm(w->listeners[i]);
+	}
+	sem_post(&g_started);
+	if (w->start_err == 0) {
+		/* A drain requested before we got here is waiting in cmd. */
+		if (atomic_load(&w->cmd))
+			eventfd_write(w->wake_fd, 1);
+		run_loop(w);
+	}
+	pipepool_deinit(&w->pipes);
+	bufring_deinit(&w->bufs, &w->ring);
+	if (w->ring_ready)
+		io_uring_queue_exit(&w->ring);
+	w->ring_ready = false;
+	eventfd_write(w->done_fd, 1);
+	return NULL;
+}
+
+int worker_start(struct worker *w)
+{
+	int err = pthread_create(&w->thread, NULL, worker_main, w);
+	if (err)
+		return -err;
+	while (sem_wait(&g_started) < 0 && errno == EINTR)
+		;
+	return w->start_err;
+}
+
+void worker_drain(struct worker *w)
+{
+	atomic_fetch_or(&w->cmd, WORKER_CMD_DRAIN);
+	eventfd_write(w->wake_fd, 1);
+}
+
+void worker_free(struct worker *w)
+{
+	if (!w)
+		return;
+	pthread_join(w->thread, NULL);
+	free_listeners(w);
+	close(w->wake_fd);
+	free(w);
+}
+
+void worker_listener_closed(struct worker *w, struct listener *l)
+{
+	for (unsigned i = 0; i < w->nlisteners; i++) {
+		if (w->listeners[i] == l) {
+			w->listeners[i] = w->listeners[--w->nlisteners];
+			break;
+		}
+	}
+	listener_free(l);
+}
+
+void worker_pause_accept(struct worker *w, int err)
+{
+	for (unsigned i = 0; i < w->nlisteners; i++)
+		listener_pause(w->listeners[i], err);
+}
+
+void worker_fds_freed(struct worker *w)
+{
+	if (w->accept_paused) {
+		w->accept_paused = false;
+		for (unsigned i = 0; i < w->nlisteners; i++)
+			listener_resume(w->listeners[i]);
+	}
+	worker_wait_wake(w);
+}
+
+void worker_wait_enqueue(struct worker *w, struct pump_dir *d)
+{
+	if (d->flags & DIR_WAITING)
+		return;
+	d->flags |= DIR_WAITING;
+	d->wait_next = NULL;
+	if (w->wait_tail)
+		w->wait_tail->wait_next = d;
+	else
+		w->wait_head = d;
+	w->wait_tail = d;
+}
+
+void worker_wait_remove(struct worker *w, struct pump_dir *d)
+{
+	struct pump_dir **pp = &w->wait_head, *prev = NULL;
+	while (*pp && *pp != d) {
+		prev = *pp;
+		pp = &(*pp)->wait_next;
+	}
+	if (!*pp)
+		return;
+	*pp = d->wait_next;
+	if (w->wait_tail == d)
+		w->wait_tail = prev;
+	d->flags &= (uint8_t)~DIR_WAITING;
+	d->wait_next = NULL;
+}
+
+void worker_wait_wake(struct worker *w)
+{
+	struct pump_dir *d = w->wait_head;
+	if (!d)
+		return;
+	w->wait_head = d->wait_next;
+	if (!w->wait_head)
+		w->wait_tail = NULL;
+	d->flags &= (uint8_t)~DIR_WAITING;
+	d->wait_next = NULL;
+	pump_resume(d);
+}

@@ -1,0 +1,280 @@
+# shellcheck shell=bash
+# tests/e2e/lib.sh — what every e2e scenario shares. Source it, then:
+#
+#   e2e_begin NAME        checks privileges, sets the trap that always cleans up
+#   e2e_topology          client and server "pods": two netns joined by a veth
+#   install_capture ...   zring-iptables.sh install in the client netns
+#   start_server NS PORT ADDR...   the ZR1 test server (tests/tools/zr_server.py)
+#   start_zring ARGS...   zring in the client netns, waits for msg=ready
+#   client NS ARGS...     tests/tools/zr_client.py in netns NS
+#   pass MSG / fail MSG / skip MSG
+#
+# Topology (per scenario, names unique per process so runs never collide):
+#
+#   netns zr-NAME-PID-c  (client pod)         netns zr-NAME-PID-s  (server pod)
+#     zc0 10.77.0.1/24 fd00:77::1/64  <-veth->  zs0 10.77.0.2/24 fd00:77::2/64
+#     iptables capture + zring                  test servers
+#
+# Exit codes follow meson: 0 pass, 1 fail, 77 skip. Missing privileges skip,
+# except under CI=true where they fail: CI must never go green by skipping.
+set -euo pipefail
+
+E2E_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+SRCDIR="${ZRING_SRCDIR:-$(cd "$E2E_DIR/../.." && pwd)}"
+ZRING_BIN="${ZRING_BIN:-$SRCDIR/build/zring}"
+# Debian's interpreter: the tools need nothing beyond the standard library.
+PY="${ZRING_PYTHON:-/usr/bin/python3}"
+TOOLS="$SRCDIR/tests/tools"
+IPTABLES_SCRIPT="$SRCDIR/deploy/iptables/zring-iptables.sh"
+
+readonly C4=10.77.0.1 S4=10.77.0.2 C6=fd00:77::1 S6=fd00:77::2
+
+E2E_NAME=""
+E2E_TMP=""
+NS_C="" NS_S=""
+E2E_NETNS=()   # namespaces we created, deleted on exit
+E2E_PIDS=()    # processes we started, killed on exit
+ZPID=""        # the running zring
+ZLOG=""        # its log (stderr)
+E2E_ZRING_RUNS=0
+
+log() { printf '[e2e %s] %s\n' "$E2E_NAME" "$*" >&2; }
+
+pass() {
+  log "PASS: $*"
+  exit 0
+}
+
+fail() {
+  log "FAIL: $*"
+  e2e_dump_logs
+  exit 1
+}
+
+# Missing privileges or kernel features: skip locally, fail under CI.
+skip() {
+  if [ "${CI:-}" = true ]; then
+    fail "cannot run here ($*), and CI=true forbids skipping"
+  fi
+  log "SKIP: $*"
+  exit 77
+}
+
+e2e_dump_logs() {
+  local f
+  [ -n "$E2E_TMP" ] && [ -d "$E2E_TMP" ] || return 0
+  for f in "$E2E_TMP"/*.log; do
+    [ -e "$f" ] || continue
+    echo "----- ${f##*/} (last 40 lines) -----" >&2
+    tail -n 40 "$f" >&2
+  done
+}
+
+# ---------------------------------------------------------------- lifecycle
+
+e2e_begin() {
+  E2E_NAME="$1"
+  [ "$(id -u)" -eq 0 ] || skip "not root"
+  local tool
+  for tool in ip iptables ip6tables "$PY"; do
+    command -v "$tool" >/dev/null || skip "$tool not found"
+  done
+  E2E_TMP="$(mktemp -d "/tmp/zr-e2e-$E2E_NAME.XXXXXX")"
+  NS_C="zr-$E2E_NAME-$$-c"
+  NS_S="zr-$E2E_NAME-$$-s"
+  trap e2e_cleanup EXIT
+  # Turn signals into a normal exit so that the EXIT trap cleans up.
+  trap 'exit 130' INT TERM HUP
+  log "client netns $NS_C, server netns $NS_S, logs in $E2E_TMP"
+}
+
+# Kill what we started, delete the namespaces (which takes their veth and
+# iptables rules with them), remove the temporary folder.
+e2e_cleanup() {
+  local rc=$? pid ns
+  trap - EXIT
+  set +e
+  for pid in "${E2E_PIDS[@]}"; do
+    proc_alive "$pid" && kill -TERM "$pid" 2>/dev/null
+  done
+  for pid in "${E2E_PIDS[@]}"; do
+    wait_gone "$pid" 20 || kill -KILL "$pid" 2>/dev/null
+  done
+  for ns in "${E2E_NETNS[@]}"; do
+    # Anything still running inside (children of our processes) goes too.
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do
+      kill -KILL "$pid" 2>/dev/null
+    done
+    ip netns del "$ns" 2>/dev/null
+  done
+  if [ "${ZRING_E2E_KEEP:-0}" = 1 ]; then
+    log "kept $E2E_TMP"
+  elif [ -n "$E2E_TMP" ]; then
+    rm -rf "$E2E_TMP"
+  fi
+  exit "$rc"
+}
+
+# Track a background process so that cleanup kills it.
+track() { E2E_PIDS+=("$1"); }
+
+# True while PID runs (a zombie counts as gone: it has exited).
+proc_alive() {
+  local state
+  state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" || return 1
+  [ -n "$state" ] && [ "$state" != Z ]
+}
+
+# wait_gone PID TENTHS: wait up to TENTHS/10 s for PID to exit.
+wait_gone() {
+  local pid="$1" n="$2"
+  while proc_alive "$pid"; do
+    (( n-- > 0 )) || return 1
+    sleep 0.1
+  done
+}
+
+# wait_until TIMEOUT_S CMD...: poll CMD every 0.1 s until it succeeds.
+wait_until() {
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@"; do
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.1
+  done
+}
+
+# Seconds since the epoch with milliseconds, for measuring promptness.
+now() { date +%s.%N; }
+elapsed_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+# float_le A B: A <= B
+float_le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
+
+# ---------------------------------------------------------------- topology
+
+ns_c() { ip netns exec "$NS_C" "$@"; }
+ns_s() { ip netns exec "$NS_S" "$@"; }
+
+new_netns() {
+  ip netns add "$1" 2>/dev/null || skip "cannot create network namespaces (ip netns add $1)"
+  E2E_NETNS+=("$1")
+  ip -n "$1" link set lo up
+}
+
+e2e_topology() {
+  new_netns "$NS_C"
+  new_netns "$NS_S"
+  # Created straight inside the namespaces: no name can clash in the host's.
+  ip link add zc0 netns "$NS_C" type veth peer name zs0 netns "$NS_S" ||
+    skip "cannot create a veth pair"
+  ip -n "$NS_C" addr add "$C4/24" dev zc0
+  ip -n "$NS_S" addr add "$S4/24" dev zs0
+  # nodad: usable at once, no duplicate address detection delay.
+  ip -n "$NS_C" addr add "$C6/64" dev zc0 nodad
+  ip -n "$NS_S" addr add "$S6/64" dev zs0 nodad
+  ip -n "$NS_C" link set zc0 up
+  ip -n "$NS_S" link set zs0 up
+  ns_c iptables -w 10 -t nat -S >/dev/null 2>&1 || skip "iptables nat table unusable in a netns"
+  ns_c ip6tables -w 10 -t nat -S >/dev/null 2>&1 || skip "ip6tables nat table unusable in a netns"
+  # veth carrier comes up asynchronously; traffic before that is lost.
+  wait_until 5 link_up "$NS_C" zc0 || fail "veth zc0 did not come up"
+  wait_until 5 link_up "$NS_S" zs0 || fail "veth zs0 did not come up"
+}
+
+link_up() { ip -n "$1" -o link show "$2" | grep -q 'state UP'; }
+
+# Install the capture rules in the client pod. Arguments go to the script.
+install_capture() {
+  ns_c bash "$IPTABLES_SCRIPT" install "$@" 2>"$E2E_TMP/iptables-install.out" ||
+    fail "zring-iptables.sh install failed: $(cat "$E2E_TMP/iptables-install.out")"
+}
+
+# ---------------------------------------------------------------- processes
+
+# start_server NS PORT ADDR...: the ZR1 server, listening on PORT at each ADDR.
+start_server() {
+  local ns="$1" port="$2" out="$E2E_TMP/server-$2.out" args=() a
+  shift 2
+  for a in "$@"; do args+=(--listen "$a"); done
+  ip netns exec "$ns" "$PY" "$TOOLS/zr_server.py" --port "$port" "${args[@]}" \
+    >"$out" 2>"$E2E_TMP/server-$port.log" &
+  local pid=$!
+  track "$pid"
+  wait_until 10 grep -qs READY "$out" || fail "test server on port $port did not start"
+}
+
+# Connections the server on PORT has finished (one stderr line each).
+server_conns() { grep -c '^conn ' "$E2E_TMP/server-$1.log" || true; }
+
+need_zring() {
+  [ -x "$ZRING_BIN" ] || fail "zring binary not found: ZRING_BIN=$ZRING_BIN (build it, or set ZRING_BIN)"
+}
+
+# start_zring ARGS...: a fresh zring in the client pod; sets ZPID and ZLOG.
+start_zring() {
+  need_zring
+  E2E_ZRING_RUNS=$((E2E_ZRING_RUNS + 1))
+  ZLOG="$E2E_TMP/zring-$E2E_ZRING_RUNS.log"
+  : >"$ZLOG"
+  ip netns exec "$NS_C" "$ZRING_BIN" "$@" >>"$ZLOG" 2>&1 &
+  ZPID=$!
+  track "$ZPID"
+  if ! wait_until 10 zring_ready; then
+    proc_alive "$ZPID" || fail "zring exited at startup (args: $*)"
+    fail "zring did not log msg=ready within 10 s (args: $*)"
+  fi
+}
+
+zring_ready() {
+  proc_alive "$ZPID" || return 0   # died: let the caller find out
+  grep -q 'msg=ready' "$ZLOG"
+}
+
+# zring_wait_exit TIMEOUT_S: wait for the running zring to exit and set
+# ZRING_RC to its exit code; fails the scenario if it is still running then.
+zring_wait_exit() {
+  wait_gone "$ZPID" $(($1 * 10)) || fail "zring still running $1 s after it was asked to stop"
+  ZRING_RC=0
+  wait "$ZPID" || ZRING_RC=$?
+}
+
+# client NS ARGS...: run the ZR1 client in NS; its result line goes to stdout.
+client() {
+  local ns="$1"
+  shift
+  ip netns exec "$ns" "$PY" "$TOOLS/zr_client.py" "$@"
+}
+
+# client_ok NS ARGS...: run the client, fail the scenario unless it succeeds.
+client_ok() {
+  local out
+  out="$(client "$@")" || fail "client $* failed: $out"
+  log "ok: ${out%%$'\n'*}"
+}
+
+# ---------------------------------------------------------------- zring's log
+
+access_count() { grep -c 'msg=access' "$ZLOG" || true; }
+
+# wait_access N [TIMEOUT_S]: wait until zring has logged at least N access lines.
+wait_access() {
+  local n="$1" t="${2:-10}"
+  wait_until "$t" test "$(access_count)" -ge "$n" ||
+    fail "expected $n access lines in zring's log, found $(access_count)"
+}
+
+# access_field LINE KEY: the value of KEY= in a logfmt line (quotes kept).
+access_field() {
+  sed -n "s/.* $2=\(\"[^\"]*\"\|[^ ]*\).*/\1/p" <<<" $1"
+}
+
+# The access lines whose dst= is ADDR (e.g. 10.77.0.2:8080 or [fd00:77::2]:8080).
+access_to() {
+  grep 'msg=access' "$ZLOG" | sed 's/$/ /' | grep -F " dst=$1 " | sed 's/ $//' || true
+}
+
+# Packet count of the first rule in TABLE CHAIN whose listing matches PATTERN.
+rule_packets() {
+  local ipt="$1" chain="$2" pattern="$3"
+  ns_c "$ipt" -w 10 -t nat -L "$chain" -n -v -x | awk -v p="$pattern" 'index($0, p) { print $1; exit }'
+}
