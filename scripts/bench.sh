@@ -160,6 +160,7 @@ HAPROXY_PORT=15201
 ECHO_PORT=7000
 ts="$(date -u +%Y%m%dT%H%M%SZ)"
 dir="$(mktemp -d /tmp/zring-bench.XXXXXX)"
+chmod 755 "$dir"  # nginx's workers (not root) read www/ under it
 results="$dir/results.jsonl"
 : >"$results"
 
@@ -403,7 +404,7 @@ m_latency() {
     out="$dir/lat-$path-$rep-$mode.json"
     if ! in_cli timeout $((duration + 60)) python3 "$here/latency.py" --host "$target" --port 80 \
           --rate "$rate" --duration "$duration" --mode "$mode" >"$out" 2>"$out.err"; then
-      record "lat_${key}_p50" "$path" "$rep" null "latency.py failed: $(tail -c 300 "$out.err" | tr '\n' ' ')"
+      record "lat_${key}_p50" "$path" "$rep" null "latency.py failed: $(tail -c 300 "$out.err" "$out" | tr '\n' ' ')"
       continue
     fi
     res="$(tail -n1 "$out")"

@@ -9,6 +9,7 @@
 #include "zring/worker.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -42,10 +43,12 @@ void control_block_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-static void arm_read(struct control *ctl, struct op *op, int fd, void *buf, unsigned len)
+/* Poll through the ring, then read(2) on this thread: signalfd dequeues
+ * from the reading task, which must be ours, not an io-wq helper. */
+static void arm_poll(struct control *ctl, struct op *op, int fd)
 {
 	struct io_uring_sqe *sqe = ring_sqe_op(&ctl->ring, op);
-	io_uring_prep_read(sqe, fd, buf, len, 0);
+	io_uring_prep_poll_add(sqe, fd, POLLIN);
 	ctl->inflight++;
 }
 
@@ -82,7 +85,7 @@ int control_run(struct worker **workers, unsigned n, int done_fd)
 	sigset_t set;
 
 	sigset_handled(&set);
-	ctl.sig_fd = signalfd(-1, &set, SFD_CLOEXEC);
+	ctl.sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (ctl.sig_fd < 0)
 		return -errno;
 	int err = ring_init(&ctl.ring, 16, &mode);
@@ -92,13 +95,17 @@ int control_run(struct worker **workers, unsigned n, int done_fd)
 	}
 	op_init(&ctl.op_sig, OP_WAKE, 0);
 	op_init(&ctl.op_done, OP_WAKE, 1);
-	arm_read(&ctl, &ctl.op_sig, ctl.sig_fd, &ctl.si, sizeof(ctl.si));
-	arm_read(&ctl, &ctl.op_done, done_fd, &ctl.done_val, sizeof(ctl.done_val));
+	arm_poll(&ctl, &ctl.op_sig, ctl.sig_fd);
+	arm_poll(&ctl, &ctl.op_done, done_fd);
 
 	bool stopping = false;
 	while (ctl.inflight) {
 		struct io_uring_cqe *cqe;
-		int ret = io_uring_wait_cqe(&ctl.ring, &cqe);
+		int ret = io_uring_submit_and_wait(&ctl.ring, 1);
+		if (ret >= 0)
+			ret = io_uring_peek_cqe(&ctl.ring, &cqe);
+		if (ret == -EAGAIN)
+			continue;
 		if (ret == -EINTR)
 			continue;
 		if (ret < 0)
@@ -109,25 +116,22 @@ int control_run(struct worker **workers, unsigned n, int done_fd)
 		if (!op)
 			continue;
 		ctl.inflight--;
-		if (op == &ctl.op_sig && res == sizeof(ctl.si)) {
-			on_signal(&ctl, workers, n);
-		} else if (op == &ctl.op_done && res == sizeof(ctl.done_val)) {
-			ctl.ended += (unsigned)ctl.done_val;
+		if (op == &ctl.op_sig && res > 0) {
+			while (read(ctl.sig_fd, &ctl.si, sizeof(ctl.si)) == sizeof(ctl.si))
+				on_signal(&ctl, workers, n);
+		} else if (op == &ctl.op_done && res > 0) {
+			if (read(done_fd, &ctl.done_val, sizeof(ctl.done_val)) == sizeof(ctl.done_val))
+				ctl.ended += (unsigned)ctl.done_val;
 		}
 		if (ctl.ended >= n && !stopping) {
 			/* Every worker ended: stop listening for signals. */
 			stopping = true;
 			ring_cancel_op(&ctl.ring, &ctl.op_sig);
-			io_uring_submit(&ctl.ring);
 			continue;
 		}
 		if (stopping)
 			continue;
-		if (op == &ctl.op_sig)
-			arm_read(&ctl, &ctl.op_sig, ctl.sig_fd, &ctl.si, sizeof(ctl.si));
-		else
-			arm_read(&ctl, &ctl.op_done, done_fd, &ctl.done_val, sizeof(ctl.done_val));
-		io_uring_submit(&ctl.ring);
+		arm_poll(&ctl, op, op == &ctl.op_sig ? ctl.sig_fd : done_fd);
 	}
 	io_uring_queue_exit(&ctl.ring);
 	close(ctl.sig_fd);

@@ -50,7 +50,7 @@ static void stop_workers(struct worker **ws, unsigned started, unsigned n)
 
 static int run(const struct opts *o)
 {
-	int done_fd = eventfd(0, EFD_CLOEXEC);
+	int done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (done_fd < 0)
 		return 1;
 	struct worker **ws = calloc(o->workers, sizeof(*ws));

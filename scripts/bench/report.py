@@ -59,6 +59,10 @@ def cmd_wrk(path):
     errs = out["socket_errors"] + out["non2xx"]
     if errs:
         out["note"] = f"{errs} wrk errors of {out.get('requests', '?')} requests"
+        # A rate of failures is no rate of connections: more than 1% voids it.
+        if out["non2xx"] or errs > 0.01 * out.get("requests", 0):
+            out["note"] += "; value dropped"
+            out["rps"] = None
     print(json.dumps(out))
 
 
@@ -75,7 +79,7 @@ def cmd_field(src, key):
             print("")
             return
         v = v[k]
-    print(v)
+    print("" if v is None else v)
 
 
 def fmt(v, dec):

@@ -1,0 +1,121 @@
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdlib.h>
+
+#include "zring/opts.h"
+
+static int parse(struct opts *o, char *err, int argc, char **argv)
+{
+	return opts_parse(o, argc, argv, err, 256);
+}
+
+static void clear_env(void)
+{
+	const char *vars[] = { "ZRING_OUTBOUND", "ZRING_INBOUND", "ZRING_WORKERS",
+			       "ZRING_DRAIN_TIMEOUT", "ZRING_CONNECT_TIMEOUT", "ZRING_IDLE_TIMEOUT",
+			       "ZRING_MARK", "ZRING_PUMP", "ZRING_LOG_LEVEL", "ZRING_LOG_FORMAT" };
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+		unsetenv(vars[i]);
+}
+
+TestSuite(opts, .init = clear_env);
+
+Test(opts, defaults_are_ztunnel_ports)
+{
+	struct opts o;
+	char err[256];
+	char *argv[] = { "zring", NULL };
+	cr_assert_eq(parse(&o, err, 1, argv), 0);
+	cr_assert_eq(o.outbound.n, 2);
+	cr_assert_eq(addr_port(&o.outbound.a[0]), 15001);
+	cr_assert_eq(addr_port(&o.inbound.a[1]), 15006);
+	cr_assert_eq(o.mark, 0x539);
+	cr_assert_eq(o.drain_timeout_ms, 5000);
+	cr_assert_eq(o.connect_timeout_ms, 10000);
+	cr_assert_geq(o.workers, 1);
+	cr_assert_eq(o.log_level, LOG_INFO);
+}
+
+Test(opts, flags_set_values)
+{
+	struct opts o;
+	char err[256];
+	char *argv[] = { "zring", "--outbound", "127.0.0.1:7001", "--workers", "3",
+			 "--drain-timeout", "250ms", "--mark", "0x10", "--pump", "copy",
+			 "--log-format", "json", "--idle-timeout", "0", NULL };
+	cr_assert_eq(parse(&o, err, 15, argv), 0, "%s", err);
+	cr_assert_eq(o.outbound.n, 1);
+	cr_assert_eq(addr_port(&o.outbound.a[0]), 7001);
+	cr_assert_eq(o.workers, 3);
+	cr_assert_eq(o.drain_timeout_ms, 250);
+	cr_assert_eq(o.mark, 0x10);
+	cr_assert_eq(o.pump, PUMP_COPY);
+	cr_assert_eq(o.log_format, LOG_JSON);
+	cr_assert_eq(o.idle_timeout_ms, 0);
+}
+
+Test(opts, environment_sets_and_flag_wins)
+{
+	struct opts o;
+	char err[256];
+	setenv("ZRING_WORKERS", "5", 1);
+	setenv("ZRING_DRAIN_TIMEOUT", "2m", 1);
+	char *argv[] = { "zring", "--workers", "2", NULL };
+	cr_assert_eq(parse(&o, err, 3, argv), 0, "%s", err);
+	cr_assert_eq(o.workers, 2);
+	cr_assert_eq(o.drain_timeout_ms, 120000);
+}
+
+Test(opts, bad_values_name_the_flag)
+{
+	struct opts o;
+	char err[256];
+	char *a1[] = { "zring", "--workers", "zero", NULL };
+	cr_assert_eq(parse(&o, err, 3, a1), -EINVAL);
+	cr_assert(strstr(err, "--workers"), "%s", err);
+	char *a2[] = { "zring", "--nope", NULL };
+	cr_assert_eq(parse(&o, err, 2, a2), -EINVAL);
+	cr_assert(strstr(err, "--nope"), "%s", err);
+	char *a3[] = { "zring", "--outbound", "1.2.3.4", NULL };
+	cr_assert_eq(parse(&o, err, 3, a3), -EINVAL);
+	char *a4[] = { "zring", "--drain-timeout", NULL };
+	cr_assert_eq(parse(&o, err, 2, a4), -EINVAL);
+	cr_assert(strstr(err, "needs a value"), "%s", err);
+	char *a5[] = { "zring", "--connect-timeout", "0", NULL };
+	cr_assert_eq(parse(&o, err, 3, a5), -EINVAL);
+}
+
+Test(opts, bad_environment_names_the_variable)
+{
+	struct opts o;
+	char err[256];
+	setenv("ZRING_PUMP", "teleport", 1);
+	char *argv[] = { "zring", NULL };
+	cr_assert_eq(parse(&o, err, 1, argv), -EINVAL);
+	cr_assert(strstr(err, "ZRING_PUMP"), "%s", err);
+}
+
+Test(opts, durations)
+{
+	uint64_t ms;
+	cr_assert_eq(opts_parse_duration("5", &ms), 0);
+	cr_assert_eq(ms, 5000);
+	cr_assert_eq(opts_parse_duration("1.5s", &ms), 0);
+	cr_assert_eq(ms, 1500);
+	cr_assert_eq(opts_parse_duration("1h", &ms), 0);
+	cr_assert_eq(ms, 3600000);
+	cr_assert_eq(opts_parse_duration("5d", &ms), -EINVAL);
+	cr_assert_eq(opts_parse_duration("-1s", &ms), -EINVAL);
+	cr_assert_eq(opts_parse_duration("", &ms), -EINVAL);
+}
+
+Test(opts, address_lists)
+{
+	struct addr_list l;
+	cr_assert_eq(opts_parse_addrs("1.1.1.1:1,[::1]:2", &l), 0);
+	cr_assert_eq(l.n, 2);
+	cr_assert_eq(opts_parse_addrs("1.1.1.1:1,,", &l), 0);
+	cr_assert_eq(l.n, 1);
+	cr_assert_eq(opts_parse_addrs(",", &l), -EINVAL);
+	cr_assert_eq(opts_parse_addrs("1:1:1:1,1.1.1.1:1", &l), -EINVAL);
+}
