@@ -74,6 +74,8 @@ static struct conn *conn_new(struct listener *l, int fd)
 	return c;
 }
 
+static void park(struct conn *c);
+
 static void set_nodelay(int fd)
 {
 	int one = 1;
@@ -129,12 +131,59 @@ void conn_accept(struct listener *l, int fd)
 		conn_close(c, err, "no original destination", true);
 	} else if (origdst_is_self(&c->dst, &local, c->w->opts)) {
 		conn_close(c, 0, "destination is zring itself", true);
-	} else if ((err = conn_connect(c)) < 0) {
-		if (err == -EMFILE || err == -ENFILE)
-			worker_pause_accept(c->w, err);
+	} else if ((err = conn_connect(c)) == -EMFILE || err == -ENFILE) {
+		worker_pause_accept(c->w, err);
+		park(c);
+	} else if (err < 0) {
 		conn_close(c, err, "upstream socket", true);
 	}
 	conn_put(c);
+}
+
+static void park(struct conn *c)
+{
+	struct worker *w = c->w;
+	c->parked = true;
+	c->park_next = NULL;
+	if (w->parked_tail)
+		w->parked_tail->park_next = c;
+	else
+		w->parked_head = c;
+	w->parked_tail = c;
+}
+
+static void unpark(struct conn *c)
+{
+	struct worker *w = c->w;
+	struct conn **pp = &w->parked_head, *prev = NULL;
+	while (*pp && *pp != c) {
+		prev = *pp;
+		pp = &(*pp)->park_next;
+	}
+	if (*pp) {
+		*pp = c->park_next;
+		if (w->parked_tail == c)
+			w->parked_tail = prev;
+	}
+	c->parked = false;
+	c->park_next = NULL;
+}
+
+void conn_retry_parked(struct worker *w)
+{
+	uint64_t timeout_ns = w->opts->connect_timeout_ms * 1000000ull;
+	struct conn *c;
+	while ((c = w->parked_head)) {
+		int err = 0;
+		if (w->now_ns - c->start_ns >= timeout_ns)
+			err = -ETIMEDOUT;
+		else if ((err = conn_connect(c)) == -EMFILE || err == -ENFILE)
+			return;	/* still none; the rest keep waiting too */
+		unpark(c);
+		if (err < 0)
+			conn_close(c, err, "upstream socket", true);
+		conn_put(c);
+	}
 }
 
 bool conn_op_completed(struct conn *c)
@@ -219,6 +268,8 @@ static void close_socket(int fd, bool reset)
 static void conn_free(struct conn *c)
 {
 	struct worker *w = c->w;
+	if (c->parked)
+		unpark(c);
 	pump_release(c);
 	log_access(c);
 	close_socket(c->fd[SIDE_CLIENT], c->reset);
@@ -226,7 +277,9 @@ static void conn_free(struct conn *c)
 	lru_unlink(c);
 	w->nconns--;
 	free(c);
-	worker_fds_freed(w);
+	/* Handled at the loop boundary: resuming others from inside a free
+	 * would let them free conns our callers are still iterating over. */
+	w->fds_freed = true;
 }
 
 void conn_put(struct conn *c)

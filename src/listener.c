@@ -15,6 +15,7 @@
 
 #define LISTEN_BACKLOG 4096
 #define ACCEPT_RETRY_MS 100
+#define PAUSE_WARN_NS (10 * 1000000000ull)
 
 const char *role_name(enum role r)
 {
@@ -94,8 +95,10 @@ void listener_close(struct listener *l)
  * clients wait in the backlog; nothing is dropped. */
 void listener_pause(struct listener *l, int err)
 {
-	if (!l->paused) {
+	uint64_t now = l->w->now_ns;
+	if (!l->paused && (!l->warned_ns || now - l->warned_ns >= PAUSE_WARN_NS)) {
 		struct log_line line;
+		l->warned_ns = now;
 		if (log_begin(&line, LOG_WARN, "accept paused")) {
 			log_str(&line, "role", role_name(l->role));
 			log_err(&line, "error", err);

@@ -155,6 +155,7 @@ static void close_all(struct worker *w, int err, const char *why)
 	while (c) {
 		struct conn *next = c->lru_next;
 		conn_close(c, err, why, true);
+		conn_put(c);
 		c = next;
 	}
 }
@@ -167,8 +168,10 @@ static void expire_idle(struct worker *w)
 	struct conn *c = w->lru_head;
 	while (c && w->now_ns - c->active_ns >= idle_ns) {
 		struct conn *next = c->lru_next;
-		if (!c->closing)
+		if (!c->closing) {
 			conn_close(c, -ETIMEDOUT, "idle timeout", true);
+			conn_put(c);
+		}
 		c = next;
 	}
 }
@@ -179,6 +182,7 @@ static void on_tick(struct worker *w, const struct io_uring_cqe *cqe)
 	if (w->stopped)
 		return;
 	expire_idle(w);
+	conn_retry_parked(w);
 	if (w->draining && w->now_ns >= w->drain_deadline_ns && w->nconns)
 		close_all(w, 0, "drain deadline");
 	arm_tick(w);
@@ -259,6 +263,10 @@ static void run_loop(struct worker *w)
 			n++;
 		}
 		io_uring_cq_advance(&w->ring, n);
+		if (w->fds_freed) {
+			w->fds_freed = false;
+			worker_fds_freed(w);
+		}
 		maybe_stop(w);
 	}
 }
@@ -362,6 +370,7 @@ void worker_pause_accept(struct worker *w, int err)
 
 void worker_fds_freed(struct worker *w)
 {
+	conn_retry_parked(w);
 	if (w->accept_paused) {
 		w->accept_paused = false;
 		for (unsigned i = 0; i < w->nlisteners; i++)

@@ -29,6 +29,7 @@ enum { SIDE_CLIENT = 0, SIDE_UPSTREAM = 1 };
 struct conn {
 	struct worker *w;
 	struct conn *lru_prev, *lru_next;
+	struct conn *park_next;	/* waiting for a descriptor to connect with */
 	const struct pump_ops *pump;
 	uint64_t id;
 	uint64_t start_ns;
@@ -42,6 +43,7 @@ struct conn {
 	uint8_t role;		/* enum role */
 	uint8_t inflight;
 	bool connected;
+	bool parked;
 	bool closing;
 	bool reset;		/* close both sockets with RST */
 	int err;		/* first error, negative errno, 0 if none */
@@ -51,6 +53,14 @@ struct conn {
 /* Take an accepted socket `fd` from listener l: find its original
  * destination and connect upstream. Takes ownership of fd in every case. */
 void conn_accept(struct listener *l, int fd);
+
+/*
+ * Connections that could not open their upstream socket because the
+ * process ran out of descriptors wait, accepted and unharmed, until a
+ * descriptor frees up; this retries them in order, and ends those that
+ * waited longer than the connect timeout.
+ */
+void conn_retry_parked(struct worker *w);
 
 /*
  * End the connection. `err` (negative errno or 0) and `why` (static string

@@ -11,6 +11,7 @@
 
 #include <liburing.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "zring/addr.h"
 #include "zring/op.h"
@@ -30,6 +31,7 @@ struct listener {
 	struct op op_retry;
 	struct __kernel_timespec retry_ts;
 	unsigned inflight;
+	uint64_t warned_ns;	/* last "accept paused" line (rate limit) */
 	bool accepting;		/* multishot accept armed */
 	bool retry_armed;
 	bool paused;		/* descriptor exhaustion */

@@ -37,6 +37,7 @@ struct worker {
 	struct listener **listeners;
 	unsigned nlisteners;
 	bool accept_paused;		/* out of descriptors */
+	bool fds_freed;			/* a conn closed since the last loop */
 
 	struct bufring bufs;		/* copy pump */
 	struct pipepool pipes;		/* splice pump */
@@ -46,6 +47,7 @@ struct worker {
 	/* Open connections, least recently active first (idle timeouts). */
 	struct conn *lru_head, *lru_tail;
 	unsigned nconns;
+	struct conn *parked_head, *parked_tail;	/* see conn_retry_parked */
 	uint64_t next_conn_id;
 
 	_Atomic unsigned cmd;
@@ -90,7 +92,8 @@ void worker_listener_closed(struct worker *w, struct listener *l);
 /* Out of descriptors: pause every listener of this worker for a moment. */
 void worker_pause_accept(struct worker *w, int err);
 
-/* Descriptors were freed: resume paused accepts, hand out waited buffers. */
+/* Descriptors were freed: retry parked connects, resume paused accepts,
+ * hand out waited buffers. Called at a loop boundary. */
 void worker_fds_freed(struct worker *w);
 
 /* Queue a direction for the next free buffer / pipe. */

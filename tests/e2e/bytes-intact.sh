@@ -1,36 +1,44 @@
 #!/usr/bin/env bash
-# Scenario: bytes cross zring intact, both ways at once.
+# Scenario: bytes cross zring intact, both ways at once, with each data pump.
 #   1. one connection carries 100 MiB up and 100 MiB down at the same time;
 #      sha256 of each direction is checked end to end, and zring's access line
 #      counts exactly the bytes that crossed;
 #   2. 100 connections open at once, each with random sizes, each checked.
+# Run once per pump (--pump splice and --pump copy): both must stay honest.
+# ZRING_E2E_PUMPS narrows the list; ZRING_E2E_SEED replays the random sizes.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 e2e_begin bytes-intact
 e2e_topology
 install_capture
 start_server "$NS_S" 8080 "$S4"
-start_zring
 
 big=$((100 << 20))
-client_ok "$NS_C" xfer --host "$S4" --port 8080 --up "$big" --down "$big"
-wait_access 1
-line="$(access_to "$S4:8080" | head -n1)"
-[ -n "$line" ] || fail "no access line for dst=$S4:8080"
-log "zring: $line"
 # The byte counts include the ZR1 header (up) and trailer (down).
 header="ZR1 $big $big 0"
 want_up=$((big + ${#header} + 1))
 want_down=$((big + 64 + 1 + 64 + 1 + ${#big} + 1))
-[ "$(access_field "$line" dir)" = outbound ] || fail "dir is not outbound: $line"
-[ "$(access_field "$line" up_bytes)" = "$want_up" ] || fail "up_bytes != $want_up: $line"
-[ "$(access_field "$line" down_bytes)" = "$want_down" ] || fail "down_bytes != $want_down: $line"
-[ "$(access_field "$line" error)" = - ] || fail "error set on a clean transfer: $line"
 
-seed="${ZRING_E2E_SEED:-$RANDOM}"
-client_ok "$NS_C" many --host "$S4" --port 8080 --conns 100 --seed "$seed"
-wait_access 101
-errors="$(grep 'msg=access' "$ZLOG" | grep -vc ' error=-' || true)"
-[ "$errors" -eq 0 ] || fail "$errors access lines carry an error"
+for pump in ${ZRING_E2E_PUMPS:-splice copy}; do
+  log "--- pump $pump"
+  start_zring --pump "$pump"
 
-pass "100 MiB each way and 100 concurrent connections intact"
+  client_ok "$NS_C" xfer --host "$S4" --port 8080 --up "$big" --down "$big"
+  wait_access 1
+  line="$(access_to "$S4:8080" | head -n1)"
+  [ -n "$line" ] || fail "$pump: no access line for dst=$S4:8080"
+  log "zring: $line"
+  [ "$(access_field "$line" dir)" = outbound ] || fail "$pump: dir is not outbound: $line"
+  [ "$(access_field "$line" up_bytes)" = "$want_up" ] || fail "$pump: up_bytes != $want_up: $line"
+  [ "$(access_field "$line" down_bytes)" = "$want_down" ] || fail "$pump: down_bytes != $want_down: $line"
+  [ "$(access_field "$line" error)" = - ] || fail "$pump: error set on a clean transfer: $line"
+
+  seed="${ZRING_E2E_SEED:-$RANDOM}"
+  client_ok "$NS_C" many --host "$S4" --port 8080 --conns 100 --seed "$seed"
+  wait_access 101
+  errors="$(grep 'msg=access' "$ZLOG" | grep -vc ' error=-' || true)"
+  [ "$errors" -eq 0 ] || fail "$pump: $errors access lines carry an error"
+  stop_zring
+done
+
+pass "100 MiB each way and 100 concurrent connections intact (pumps: ${ZRING_E2E_PUMPS:-splice copy})"

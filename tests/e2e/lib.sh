@@ -40,7 +40,19 @@ E2E_ZRING_RUNS=0
 
 log() { printf '[e2e %s] %s\n' "$E2E_NAME" "$*" >&2; }
 
+# A scenario passes only if zring, asked to stop at the end, exits 0 and no
+# sanitizer (ASan/UBSan/LSan builds) reported anything in any of its logs.
 pass() {
+  if [ -n "$ZPID" ] && proc_alive "$ZPID"; then
+    stop_zring
+  fi
+  local f
+  for f in "$E2E_TMP"/zring-*.log; do
+    [ -e "$f" ] || continue
+    if grep -qE 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$f"; then
+      fail "sanitizer report in ${f##*/}"
+    fi
+  done
   log "PASS: $*"
   exit 0
 }
@@ -228,6 +240,13 @@ start_zring() {
 zring_ready() {
   proc_alive "$ZPID" || return 0   # died: let the caller find out
   grep -q 'msg=ready' "$ZLOG"
+}
+
+# stop_zring: SIGTERM the running zring; it must exit 0 within 10 s.
+stop_zring() {
+  kill -TERM "$ZPID"
+  zring_wait_exit 10
+  [ "$ZRING_RC" -eq 0 ] || fail "zring exited $ZRING_RC on SIGTERM, want 0"
 }
 
 # zring_wait_exit TIMEOUT_S: wait for the running zring to exit and set
