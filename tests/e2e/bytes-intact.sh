@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2119,SC2317  # helpers with optional args; callbacks run via wait_until
 # Scenario: bytes cross zring intact, both ways at once, with each data pump.
 #   1. one connection carries 100 MiB up and 100 MiB down at the same time;
 #      sha256 of each direction is checked end to end, and zring's access line
@@ -6,6 +7,7 @@
 #   2. 100 connections open at once, each with random sizes, each checked.
 # Run once per pump (--pump splice and --pump copy): both must stay honest.
 # ZRING_E2E_PUMPS narrows the list; ZRING_E2E_SEED replays the random sizes.
+# shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 e2e_begin bytes-intact

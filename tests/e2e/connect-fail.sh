@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2119,SC2317  # helpers with optional args; callbacks run via wait_until
 # Scenario: the upstream connect fails, and the client hears of it promptly.
 #   refused:      a closed port on the server pod (it answers with a reset);
 #   unreachable:  an address routed to the server pod, which silently drops
@@ -7,6 +8,7 @@
 # "promptly" means: EOF or reset within a few seconds, far below the 10 s
 # default connect timeout. Each failure must still get an access line with
 # an error.
+# shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Documentation prefixes (RFC 5737, RFC 3849): nobody answers there. Routed
@@ -40,7 +42,7 @@ expect_access_error() {
   wait_until 5 test -n "$(access_to "$addr")" || fail "$name: no access line for dst=$addr"
   line="$(access_to "$addr" | tail -n1)"
   err="$(access_field "$line" error)"
-  [ -n "$err" ] && [ "$err" != - ] || fail "$name: access line has no error: $line"
+  if [ -z "$err" ] || [ "$err" = - ]; then fail "$name: access line has no error: $line"; fi
   log "zring: $line"
 }
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2119,SC2317  # helpers with optional args; callbacks run via wait_until
 # Scenario: graceful shutdown (SIGTERM drains, a second SIGTERM exits at once).
 #   A. --drain-timeout 5s, a paced transfer needing ~1 s in flight at SIGTERM:
 #      it completes intact, new connections are refused meanwhile, and zring
@@ -7,6 +8,7 @@
 #      the client hears so promptly, zring exits 0.
 #   C. --drain-timeout 30s, a long transfer: a second SIGTERM during the drain
 #      makes zring exit at once.
+# shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 readonly RATE=$((1 << 20))   # client send pace, bytes/s

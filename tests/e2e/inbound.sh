@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2119,SC2317  # helpers with optional args; callbacks run via wait_until
 # Scenario: the inbound path. A connection from the server pod to the client
 # pod's own address is redirected by PREROUTING to zring's 15006 listener,
 # which connects (marked, over lo) to the real local server in the client pod.
 # Also: a port excluded with --exclude-inbound-ports bypasses zring.
+# shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 readonly PORT=9090 EXCLUDED=9091

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2119,SC2317  # helpers with optional args; callbacks run via wait_until
 # Scenario: deploy/iptables/zring-iptables.sh on its own (no zring needed).
 #   - install writes the documented rules for IPv4 and IPv6;
 #   - install twice leaves one copy of each rule and of each jump;
@@ -8,6 +9,7 @@
 #   - remove restores the namespace's nat table exactly, and remove when
 #     nothing is installed succeeds;
 #   - bad usage exits 2 and touches nothing.
+# shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 e2e_begin iptables

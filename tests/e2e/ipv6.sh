@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2119,SC2317  # helpers with optional args; callbacks run via wait_until
 # Scenario: IPv6. The outbound path through ip6tables REDIRECT and zring's
 # [::]:15001 listener (original destination via IP6T_SO_ORIGINAL_DST):
 # a large transfer both ways and 100 concurrent connections to
 # [fd00:77::2], hashes checked, and access lines naming [addr]:port.
 # The server listens on IPv6 only, so nothing can pass by way of IPv4.
+# shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 e2e_begin ipv6

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2119,SC2317  # helpers with optional args; callbacks run via wait_until
 # Scenario: zring's own traffic is never captured again, and what must not
 # be captured is not.
 #   - each client connection yields exactly one access line and one server
@@ -7,6 +8,7 @@
 #   - direct connections to zring's own listeners are refused (closed) rather
 #     than proxied to themselves, and zring stays healthy afterwards;
 #   - an --exclude-outbound-ports port and loopback traffic bypass zring.
+# shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 readonly PORT=8080 EXCLUDED=8081 LOCAL=7070 N=10
