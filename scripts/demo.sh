@@ -180,7 +180,11 @@ requests() {
 on_interrupt() {
   trap - INT
   echo >&2
-  if [ -n "$zring_pid" ] && kill -TERM "$zring_pid" 2>/dev/null; then
+  if [ -n "$zring_pid" ]; then
+    # Ctrl-C on a terminal reaches zring too (same process group); a second
+    # signal would make it skip the drain, so send one only if it got none.
+    sleep 0.2
+    grep -qs 'msg=draining' "$work/zring.log" || kill -TERM "$zring_pid" 2>/dev/null || true
     wait "$zring_pid" 2>/dev/null || true
   fi
   exit 0
