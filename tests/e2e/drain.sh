@@ -24,14 +24,14 @@ paced_client() {
     --expect "$3" --timeout 30 >"$E2E_TMP/$1.out" 2>&1 &
   CPID=$!
   track "$CPID"
-  # Wait until zring has the connection upstream (the server logs only at
-  # the end, so look at the client pod's sockets instead).
+  # Wait until zring has connected upstream (the server logs only at the
+  # end, so look at the server pod's sockets), then let bytes flow a little.
   wait_until 5 upstream_established || fail "$1: transfer did not start"
   sleep 0.3
 }
 
 upstream_established() {
-  ns_c ss -Htn state established "dst $S4:8080" | grep -q .
+  ns_s ss -Htn state established "sport = :8080" | grep -q .
 }
 
 # sigterm: send SIGTERM to zring and remember when.

@@ -17,6 +17,10 @@
 #
 # Exit codes follow meson: 0 pass, 1 fail, 77 skip. Missing privileges skip,
 # except under CI=true where they fail: CI must never go green by skipping.
+#
+# Environment: ZRING_BIN (default build/zring), ZRING_SRCDIR, ZRING_PYTHON
+# (default /usr/bin/python3), ZRING_E2E_KEEP=1 keeps the logs folder,
+# ZRING_E2E_PUMPS ("splice copy") and ZRING_E2E_SEED narrow or replay runs.
 set -euo pipefail
 
 E2E_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -28,6 +32,17 @@ TOOLS="$SRCDIR/tests/tools"
 IPTABLES_SCRIPT="$SRCDIR/deploy/iptables/zring-iptables.sh"
 
 readonly C4=10.77.0.1 S4=10.77.0.2 C6=fd00:77::1 S6=fd00:77::2
+
+# Hermetic runs: zring and zring-iptables.sh read their options from ZRING_*
+# variables, and a stray ZRING_LOG_FORMAT=json or ZRING_MARK in the caller's
+# environment would change what the scenarios check. Each scenario passes the
+# options it means explicitly.
+while IFS= read -r var; do
+  case "$var" in
+    ZRING_BIN|ZRING_SRCDIR|ZRING_PYTHON|ZRING_E2E_*) ;;
+    ZRING_*) unset "$var" ;;
+  esac
+done < <(compgen -e)
 
 E2E_NAME=""
 E2E_TMP=""

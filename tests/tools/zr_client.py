@@ -140,6 +140,8 @@ def cmd_many(a):
             barrier.wait(a.timeout)  # every connection is open before any transfer
             transfer(sock, up, down)
             results[i] = "ok"
+        except threading.BrokenBarrierError:
+            results[i] = "~ aborted: another connection failed first"
         except Exception as e:
             results[i] = f"conn {i} up={up} down={down}: {describe(e)}"
             barrier.abort()
@@ -158,7 +160,8 @@ def cmd_many(a):
         concurrent = 0
     for t in threads:
         t.join(a.timeout)
-    bad = [r if r else "thread did not finish" for r in results if r != "ok"]
+    # Real failures first; "~ aborted" ones only follow from them.
+    bad = sorted(r if r else "thread did not finish" for r in results if r != "ok")
     total = sum(u + d for u, d in plan)
     print(f"result={'ok' if not bad else 'fail'} conns={a.conns} concurrent={concurrent} "
           f"failed={len(bad)} bytes={total} seed={a.seed} secs={time.monotonic() - start:.2f}")
