@@ -34,12 +34,17 @@ Options:
   --quick             short run: 1 repeat, 3 s measurements, fewer connections
   --repeats N         runs of each measurement, median reported (default 3)
   --duration S        seconds per throughput/cps/latency run (default 10)
-  --rate R            latency probe requests per second (default 1000)
+  --rate R            latency probe: requests per second to each path
+                      (default 400; the paths take turns, so the probe
+                      sends R x paths per second in all)
   --conns C           wrk connections for the cps row (default 32)
   --mem-conns N       idle connections for the memory row (default 4000)
   --max-conns N       idle connections tried for the maxconn row (default 9500)
   --nginx-workers N   nginx worker processes (default 1)
   --keep              keep the scratch directory (logs, configs)
+  --setup-only        build the topology, start the servers and HAProxy, print
+                      how to reach them, and wait (Ctrl-C cleans up): for
+                      reproducing a problem by hand
   -h, --help          this text
 
 Environment: ZRING_BIN (default build/zring), ZRING_EXTRA_ARGS (more zring
@@ -59,13 +64,14 @@ only="throughput,cps,latency,memory,maxconn"
 paths_opt="direct,haproxy,zring"
 repeats=3
 duration=10
-rate=1000
+rate=400
 wrk_conns=32
 mem_conns=4000
 max_conns=9500
 nginx_workers=1
 keep=0
 quick=0
+setup_only=0
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -83,6 +89,7 @@ while [ $# -gt 0 ]; do
     --max-conns) max_conns="$2"; shift 2 ;;
     --nginx-workers) nginx_workers="$2"; shift 2 ;;
     --keep) keep=1; shift ;;
+    --setup-only) setup_only=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) say "unknown argument '$1'"; usage >&2; exit 2 ;;
   esac
@@ -110,6 +117,7 @@ for tool in ip iptables iperf3 wrk nginx haproxy python3 ss; do
 done
 
 ZRING_BIN="${ZRING_BIN:-$root/build/zring}"
+zring_src="$ZRING_BIN"
 ZRING_IPTABLES="${ZRING_IPTABLES:-$root/deploy/iptables/zring-iptables.sh}"
 
 # Columns. zring becomes one column per pump mode.
@@ -217,7 +225,7 @@ setup_netns() {
   # Many short connections: wide port range, reuse of TIME_WAIT ports.
   local ns
   for ns in "$CLI" "$SRV"; do
-    ip netns exec "$ns" sysctl -qw net.ipv4.ip_local_port_range="10240 65000" \
+    ip netns exec "$ns" sysctl -qw net.ipv4.ip_local_port_range="10240 65535" \
       net.ipv4.tcp_tw_reuse=1 net.core.somaxconn=8192 net.ipv4.tcp_max_syn_backlog=8192
   done
 }
@@ -327,7 +335,7 @@ stop_zring() {
 }
 
 # Make PATH's proxy run (FRESH=1: restart it first). Sets target and pid.
-target="" proxy_pid=""
+target="" proxy_pid="" current="start"
 use_path() {
   local path="$1" fresh="${2:-0}"
   case "$path" in
@@ -349,8 +357,13 @@ use_path() {
 }
 
 note_zring_died() {
-  say "warning: zring (pid $zring_pid) died; see $dir/zring.log"
-  record zring-died "zring-$zring_mode" 0 null "zring exited during the run: $(tail -n 3 "$dir/zring.log" | tr '\n' ' ')"
+  local rc=0 how
+  wait "$zring_pid" 2>/dev/null || rc=$?
+  how="exit status $rc"
+  [ "$rc" -le 128 ] || how="killed by SIG$(kill -l $((rc - 128)) 2>/dev/null || echo $((rc - 128)))"
+  echo "== $(date -u +%T) zring pid $zring_pid died: $how" >>"$dir/zring.log"
+  say "warning: zring (pid $zring_pid, pump $zring_mode) died ($how) during $current; see $dir/zring.log"
+  record zring-died "zring-$zring_mode" 0 null "zring died ($how) during $current; last log lines: $(grep -v '^==' "$dir/zring.log" | tail -n 3 | tr '\n' ' ')"
 }
 
 jget() { python3 "$here/report.py" field "$1" "$2"; }  # JSON-or-FILE KEY
@@ -396,23 +409,37 @@ m_cps() {
   say "  $path cps: $res"
 }
 
-m_latency() {
-  local path="$1" rep="$2" mode key out res
-  use_path "$path"
+# Latency: the paths are measured together, in one probe that takes turns
+# request by request (see latency.py), so the machine's noise hits them alike.
+# With several zring pump modes, each gets its own probe run alongside direct
+# and HAProxy (which so get one sample per mode and run).
+m_latency() {  # GROUP REP  (GROUP: paths joined by '+')
+  local group="$1" rep="$2" mode key out p targets=() ip
+  for p in ${group//+/ }; do
+    use_path "$p"
+    targets+=(--target "$p=$target:80")
+  done
   for mode in keepalive newconn; do
     key=ka; [ "$mode" = newconn ] && key=nc
-    out="$dir/lat-$path-$rep-$mode.json"
-    if ! in_cli timeout $((duration + 60)) python3 "$here/latency.py" --host "$target" --port 80 \
+    out="$dir/lat-${group//+/_}-$rep-$mode.json"
+    if ! in_cli timeout $((duration * 2 + 60)) python3 "$here/latency.py" "${targets[@]}" \
           --rate "$rate" --duration "$duration" --mode "$mode" >"$out" 2>"$out.err"; then
-      record "lat_${key}_p50" "$path" "$rep" null "latency.py failed: $(tail -c 300 "$out.err" "$out" | tr '\n' ' ')"
+      for p in ${group//+/ }; do
+        record "lat_${key}_p50" "$p" "$rep" "$(jget "$out" "targets.$p.p50_us")" \
+          "latency.py failed: $(tail -c 300 "$out.err" | tr '\n' ' ')"
+      done
       continue
     fi
-    res="$(tail -n1 "$out")"
-    local errs; errs="$(jget "$out" errors)"
-    local note=""; [ "$errs" = 0 ] || note="$errs failed requests"
-    record "lat_${key}_p50" "$path" "$rep" "$(jget "$out" p50_us)" "$note" "$res"
-    record "lat_${key}_p99" "$path" "$rep" "$(jget "$out" p99_us)"
-    say "  $path latency $mode: $res"
+    for p in ${group//+/ }; do
+      local errs late note=""
+      errs="$(jget "$out" "targets.$p.errors")"
+      late="$(jget "$out" "targets.$p.late")"
+      [ "$errs" = 0 ] || note="$errs failed requests"
+      record "lat_${key}_p50" "$p" "$rep" "$(jget "$out" "targets.$p.p50_us")" "$note" \
+        "$(python3 -c 'import json,sys; print(json.dumps(json.loads(open(sys.argv[1]).read())["targets"][sys.argv[2]]))' "$out" "$p")"
+      record "lat_${key}_p99" "$p" "$rep" "$(jget "$out" "targets.$p.p99_us")"
+      say "  $p latency $mode: p50 $(jget "$out" "targets.$p.p50_us") µs, p99 $(jget "$out" "targets.$p.p99_us") µs, late $late, errors $errs"
+    done
   done
 }
 
@@ -459,6 +486,7 @@ run_row() {  # FN [ARGS...]
   for rep in $(seq "$repeats"); do
     for i in $(seq 0 $((n - 1))); do
       p="${paths[$(( (i + rep - 1) % n ))]}"
+      current="$fn $* ($p, run $rep)"
       "$fn" "$p" "$rep" "$@"
       # A zring that died under this measurement is recorded, then restarted.
       if [ -n "$zring_pid" ] && ! kill -0 "$zring_pid" 2>/dev/null; then
@@ -474,7 +502,7 @@ run_row() {  # FN [ARGS...]
 version_of() { timeout 5 "$@" 2>&1 | head -n1 | tr -d '\r' || true; }
 zring_version="(not run)"
 for p in "${paths[@]}"; do
-  case "$p" in zring-*) zring_version="$(version_of "$ZRING_BIN" --version)"; break ;; esac
+  case "$p" in zring-*) zring_version="$(version_of "$zring_src" --version)"; break ;; esac
 done
 write_meta() {
   local cpu mem
@@ -483,13 +511,21 @@ write_meta() {
   python3 - "$dir/meta.json" "$ts" "${paths[*]}" <<PY
 import json, sys
 out, ts, paths = sys.argv[1], sys.argv[2], sys.argv[3].split()
+def noise(path):
+    try:
+        d = json.load(open(path))
+    except (OSError, ValueError):
+        return "n/a"
+    return "%d/%d/%d µs, %.2f" % (d["wakeup_late_p50_us"], d["wakeup_late_p99_us"],
+                                  d["wakeup_late_max_us"], d["loadavg_1m"])
 header = [
   ("host", "$(uname -r) $(uname -m), $(nproc) CPUs ($cpu), $mem"),
-  ("zring", """$zring_version""" + " ($ZRING_BIN" + (", pumps: ${pumps:-default}" if any(p.startswith("zring") for p in paths) else "") + ")"),
+  ("zring", """$zring_version""" + " ($zring_src" + (", pumps: ${pumps:-default}" if any(p.startswith("zring") for p in paths) else "") + ")"),
   ("HAProxy", "$(haproxy -v | head -n1 | awk '{print $3}') (nbthread $workers, option splice-auto, transparent original-destination)"),
   ("nginx", "$(nginx -v 2>&1 | awk -F/ '{print $2}') ($nginx_workers worker(s), 128-byte file)"),
   ("tools", "$(iperf3 -v | head -n1 | awk '{print "iperf3 "$2}'), wrk $(wrk -v 2>&1 | head -n1 | awk '{print $2}'), Python $(python3 -c 'import platform; print(platform.python_version())')"),
-  ("parameters", "workers $workers, $repeats repeat(s), ${duration} s runs, wrk -t1 -c $wrk_conns, latency @$rate req/s, memory over $mem_conns idle conns, maxconn tries $max_conns, ulimit -n $nofile"),
+  ("parameters", "workers $workers, $repeats repeat(s), ${duration} s runs, wrk -t1 -c $wrk_conns, latency $rate req/s per path, memory over $mem_conns idle conns, maxconn tries $max_conns, ulimit -n $nofile"),
+  ("machine noise", "1 ms sleep wake-up lateness p50/p99/max, load average: before " + noise("$dir/noise-start.json") + "; after " + noise("$dir/noise-end.json")),
   ("topology", "client netns ⇄ veth ⇄ server netns; proxies in the client netns behind iptables REDIRECT; all on one shared $(nproc)-core machine"),
 ]
 json.dump({"timestamp": ts, "paths": paths, "header": header,
@@ -501,10 +537,39 @@ PY
 # ------------------------------------------------------------------ main
 
 say "scratch: $dir; netns $CLI / $SRV; paths: ${paths[*]}; ulimit -n $nofile"
+# Run a private copy: the build tree may be rebuilt while we measure.
+for p in "${paths[@]}"; do
+  case "$p" in zring-*)
+    cp "$zring_src" "$dir/zring"
+    ZRING_BIN="$dir/zring"
+    break ;;
+  esac
+done
 setup_netns
 install_rules
 start_servers
-write_meta
+python3 "$here/noise.py" >"$dir/noise-start.json" || true
+say "machine noise before: $(cat "$dir/noise-start.json")"
+if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d["loadavg_1m"] > 0.7 or d["wakeup_late_p99_us"] > 2000 else 1)' "$dir/noise-start.json" 2>/dev/null; then
+  say "warning: the machine is busy (see above): expect noisy figures, latency above all"
+fi
+
+if [ "$setup_only" = 1 ]; then
+  start_haproxy
+  cat >&2 <<EOF
+[bench] topology is up for 2 hours (Ctrl-C cleans up sooner):
+  client netns $CLI: ip netns exec $CLI bash
+     zring's capture rules are installed; start zring yourself, e.g.
+     ip netns exec $CLI $ZRING_BIN --workers $workers --log-level warn
+  server netns $SRV: nginx :80 (/small, 128 B), iperf3 -s :5201, echo :$ECHO_PORT
+  targets from the client netns: $IP_ZRING via zring (:15001),
+     $IP_HAPROXY via HAProxy (:$HAPROXY_PORT, pid $haproxy_pid), $IP_DIRECT direct
+  e.g. ip netns exec $CLI iperf3 -c $IP_ZRING -t 5
+  scratch: $dir
+EOF
+  keep=1
+  for _ in $(seq 7200); do sleep 1; done  # gives up after 2 hours
+fi
 
 if wants throughput; then
   say "throughput (iperf3, ${duration} s, 1 stream)"
@@ -517,8 +582,21 @@ if wants cps; then
   run_row m_cps
 fi
 if wants latency; then
-  say "latency at $rate req/s (keep-alive and new connection)"
+  say "latency at $rate req/s per path (keep-alive and new connection, paths interleaved)"
+  base=() zpaths=()
+  for p in "${paths[@]}"; do
+    case "$p" in zring-*) zpaths+=("$p") ;; *) base+=("$p") ;; esac
+  done
+  groups=()
+  if [ "${#zpaths[@]}" -eq 0 ]; then
+    groups=("$(IFS=+; echo "${base[*]}")")
+  else
+    for z in "${zpaths[@]}"; do groups+=("$(IFS=+; echo "${base[*]} $z" | tr ' ' '+')"); done
+  fi
+  saved_paths=("${paths[@]}")
+  paths=("${groups[@]}")
   run_row m_latency
+  paths=("${saved_paths[@]}")
 fi
 if wants memory; then
   say "memory per idle connection ($mem_conns connections)"
@@ -532,6 +610,8 @@ if wants maxconn; then
   repeats="$repeats_saved"
 fi
 
+python3 "$here/noise.py" >"$dir/noise-end.json" || true
+write_meta
 mkdir -p "$root/bench-results"
 python3 "$here/report.py" table "$dir/meta.json" "$results" >"$root/bench-results/$ts.md"
 cp "$results" "$root/bench-results/$ts.jsonl"

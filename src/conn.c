@@ -63,6 +63,7 @@ static struct conn *conn_new(struct listener *l, int fd)
 	c->fd[SIDE_CLIENT] = fd;
 	c->fd[SIDE_UPSTREAM] = -1;
 	c->role = (uint8_t)l->role;
+	c->snap = snapshot_ref(w->snap);
 	op_init(&c->op_connect, OP_CONNECT, 0);
 	op_init(&c->op_connect_timeout, OP_CONNECT_TIMEOUT, 0);
 	for (unsigned d = 0; d < 2; d++) {
@@ -86,7 +87,7 @@ static void set_nodelay(int fd)
 static int conn_connect(struct conn *c)
 {
 	struct worker *w = c->w;
-	int fd = socket(c->dst.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = socket(c->upstream.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	c->fd[SIDE_UPSTREAM] = fd;
@@ -101,13 +102,29 @@ static int conn_connect(struct conn *c)
 	if (io_uring_sq_space_left(&w->ring) < 2)
 		io_uring_submit(&w->ring);
 	struct io_uring_sqe *sqe = ring_sqe_op(&w->ring, &c->op_connect);
-	io_uring_prep_connect(sqe, fd, &c->dst.sa, addr_len(&c->dst));
+	io_uring_prep_connect(sqe, fd, &c->upstream.sa, addr_len(&c->upstream));
 	sqe->flags |= IOSQE_IO_LINK;
 	conn_op_submitted(c);
 	sqe = ring_sqe_op(&w->ring, &c->op_connect_timeout);
 	io_uring_prep_link_timeout(sqe, &w->connect_ts, 0);
 	conn_op_submitted(c);
 	return 0;
+}
+
+/* Decide where to connect: a workload, a service endpoint (port mapped),
+ * or the original destination itself. */
+static int conn_route(struct conn *c)
+{
+	struct route r;
+	c->upstream = c->dst;
+	if (!c->snap)
+		return 0;
+	int err = route_lookup(c->snap->routes, &c->dst, worker_random(c->w), &r);
+	c->route = (uint8_t)r.kind;
+	c->dst_workload = r.workload;
+	if (err == 0)
+		c->upstream = r.upstream;
+	return err;
 }
 
 void conn_accept(struct listener *l, int fd)
@@ -129,7 +146,10 @@ void conn_accept(struct listener *l, int fd)
 	int err = origdst_get(fd, l->addr.sa.sa_family, &c->dst);
 	if (err < 0) {
 		conn_close(c, err, "no original destination", true);
-	} else if (origdst_is_self(&c->dst, &local, c->w->opts)) {
+	} else if ((err = conn_route(c)) < 0) {
+		conn_close(c, err, "no healthy endpoint", true);
+	} else if (origdst_is_self(&c->dst, &local, c->w->opts) ||
+		   origdst_is_self(&c->upstream, &local, c->w->opts)) {
 		conn_close(c, 0, "destination is zring itself", true);
 	} else if ((err = conn_connect(c)) == -EMFILE || err == -ENFILE) {
 		worker_pause_accept(c->w, err);
@@ -240,6 +260,13 @@ static void log_access(const struct conn *c)
 	log_str(&l, "dir", role_name((enum role)c->role));
 	log_str(&l, "src", addr_format(&c->src, buf, sizeof(buf)));
 	log_str(&l, "dst", addr_format(&c->dst, buf, sizeof(buf)));
+	log_str(&l, "route", route_kind_name((enum route_kind)c->route));
+	if (!addr_equal(&c->dst, &c->upstream))
+		log_str(&l, "upstream", addr_format(&c->upstream, buf, sizeof(buf)));
+	if (c->dst_workload) {
+		log_str(&l, "dst_workload", c->dst_workload->name);
+		log_str(&l, "dst_namespace", c->dst_workload->namespace);
+	}
 	log_u64(&l, "up_bytes", c->dir[0].bytes);
 	log_u64(&l, "down_bytes", c->dir[1].bytes);
 	log_u64(&l, "duration_ms", (c->w->now_ns - c->start_ns) / 1000000);
@@ -276,6 +303,7 @@ static void conn_free(struct conn *c)
 	close_socket(c->fd[SIDE_UPSTREAM], c->reset);
 	lru_unlink(c);
 	w->nconns--;
+	snapshot_unref(c->snap);
 	free(c);
 	/* Handled at the loop boundary: resuming others from inside a free
 	 * would let them free conns our callers are still iterating over. */

@@ -1,11 +1,13 @@
 /*
- * Control thread: signals and the broadcast drain. See include/zring/control.h.
+ * Control thread: signals, the config watcher and the broadcast drain.
+ * See include/zring/control.h.
  */
 #include "zring/control.h"
 #include "zring/log.h"
 #include "zring/op.h"
 #include "zring/ring.h"
 #include "zring/util.h"
+#include "zring/watch.h"
 #include "zring/worker.h"
 
 #include <errno.h>
@@ -16,15 +18,18 @@
 
 struct control {
 	struct io_uring ring;
+	struct worker **workers;
+	unsigned nworkers;
+	struct watch *watch;
 	int sig_fd;
 	int done_fd;
-	struct signalfd_siginfo si;
-	uint64_t done_val;
 	struct op op_sig;
 	struct op op_done;
-	unsigned inflight;
+	bool sig_armed;
+	bool done_armed;
 	unsigned ended;
 	bool draining;
+	bool stopping;
 };
 
 static void sigset_handled(sigset_t *set)
@@ -45,20 +50,15 @@ void control_block_signals(void)
 
 /* Poll through the ring, then read(2) on this thread: signalfd dequeues
  * from the reading task, which must be ours, not an io-wq helper. */
-static void arm_poll(struct control *ctl, struct op *op, int fd)
+static void arm_poll(struct control *ctl, struct op *op, int fd, bool *armed)
 {
 	struct io_uring_sqe *sqe = ring_sqe_op(&ctl->ring, op);
 	io_uring_prep_poll_add(sqe, fd, POLLIN);
-	ctl->inflight++;
+	*armed = true;
 }
 
-static void on_signal(struct control *ctl, struct worker **workers, unsigned n)
+static void start_drain(struct control *ctl, int sig)
 {
-	int sig = (int)ctl->si.ssi_signo;
-	if (sig == SIGHUP) {
-		log_msg(LOG_INFO, "SIGHUP: nothing to reload yet");
-		return;
-	}
 	if (ctl->draining) {
 		struct log_line l;
 		if (log_begin(&l, LOG_WARN, "second signal, exiting now")) {
@@ -71,16 +71,86 @@ static void on_signal(struct control *ctl, struct worker **workers, unsigned n)
 	struct log_line l;
 	if (log_begin(&l, LOG_INFO, "draining")) {
 		log_str(&l, "signal", strsignal(sig));
-		log_u64(&l, "deadline_ms", workers[0]->opts->drain_timeout_ms);
+		log_u64(&l, "deadline_ms", ctl->workers[0]->opts->drain_timeout_ms);
 		log_end(&l);
 	}
-	for (unsigned i = 0; i < n; i++)
-		worker_drain(workers[i]);
+	for (unsigned i = 0; i < ctl->nworkers; i++)
+		worker_drain(ctl->workers[i]);
 }
 
-int control_run(struct worker **workers, unsigned n, int done_fd)
+static void on_signal(struct control *ctl)
 {
-	struct control ctl = { .done_fd = done_fd, .sig_fd = -1 };
+	struct signalfd_siginfo si;
+	ctl->sig_armed = false;
+	while (read(ctl->sig_fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGHUP)
+			watch_reload(ctl->watch);
+		else
+			start_drain(ctl, (int)si.ssi_signo);
+	}
+	if (!ctl->stopping)
+		arm_poll(ctl, &ctl->op_sig, ctl->sig_fd, &ctl->sig_armed);
+}
+
+static void on_done(struct control *ctl)
+{
+	uint64_t v;
+	ctl->done_armed = false;
+	if (read(ctl->done_fd, &v, sizeof(v)) == sizeof(v))
+		ctl->ended += (unsigned)v;
+	if (ctl->ended < ctl->nworkers) {
+		arm_poll(ctl, &ctl->op_done, ctl->done_fd, &ctl->done_armed);
+		return;
+	}
+	/* Every worker ended: stop listening for signals and file changes. */
+	ctl->stopping = true;
+	if (ctl->sig_armed)
+		ring_cancel_op(&ctl->ring, &ctl->op_sig);
+	watch_stop(ctl->watch, &ctl->ring);
+}
+
+static void dispatch(struct control *ctl, const struct io_uring_cqe *cqe)
+{
+	struct op *op = io_uring_cqe_get_data(cqe);
+	if (!op)
+		return;
+	switch (op->type) {
+	case OP_CTL_SIGNAL:
+		on_signal(ctl);
+		break;
+	case OP_CTL_DONE:
+		on_done(ctl);
+		break;
+	case OP_WATCH_EVENT:
+		watch_on_event(ctl->watch, &ctl->ring, cqe);
+		break;
+	case OP_WATCH_DEBOUNCE:
+		watch_on_debounce(ctl->watch, &ctl->ring, cqe);
+		break;
+	default:
+		break;
+	}
+}
+
+static bool busy(const struct control *ctl)
+{
+	return ctl->sig_armed || ctl->done_armed || !watch_idle(ctl->watch);
+}
+
+/* Wake workers so they pick up a new snapshot without waiting for I/O. */
+static void notify_workers(void *arg)
+{
+	struct control *ctl = arg;
+	for (unsigned i = 0; i < ctl->nworkers; i++)
+		worker_notify(ctl->workers[i]);
+}
+
+int control_run(struct worker **workers, unsigned n, int done_fd, struct watch *watch)
+{
+	struct control ctl = {
+		.workers = workers, .nworkers = n, .watch = watch,
+		.done_fd = done_fd, .sig_fd = -1,
+	};
 	const char *mode;
 	sigset_t set;
 
@@ -88,51 +158,35 @@ int control_run(struct worker **workers, unsigned n, int done_fd)
 	ctl.sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (ctl.sig_fd < 0)
 		return -errno;
-	int err = ring_init(&ctl.ring, 16, &mode);
+	int err = ring_init(&ctl.ring, 32, &mode);
 	if (err < 0) {
 		close(ctl.sig_fd);
 		return err;
 	}
-	op_init(&ctl.op_sig, OP_WAKE, 0);
-	op_init(&ctl.op_done, OP_WAKE, 1);
-	arm_poll(&ctl, &ctl.op_sig, ctl.sig_fd);
-	arm_poll(&ctl, &ctl.op_done, done_fd);
+	op_init(&ctl.op_sig, OP_CTL_SIGNAL, 0);
+	op_init(&ctl.op_done, OP_CTL_DONE, 0);
+	arm_poll(&ctl, &ctl.op_sig, ctl.sig_fd, &ctl.sig_armed);
+	arm_poll(&ctl, &ctl.op_done, done_fd, &ctl.done_armed);
+	watch->on_publish = notify_workers;
+	watch->arg = &ctl;
+	err = watch_start(watch, &ctl.ring);
+	if (err < 0)
+		log_msg_err(LOG_WARN, "config file not watched; SIGHUP still reloads",
+			    "inotify", err);
 
-	bool stopping = false;
-	while (ctl.inflight) {
-		struct io_uring_cqe *cqe;
+	while (busy(&ctl)) {
 		int ret = io_uring_submit_and_wait(&ctl.ring, 1);
-		if (ret >= 0)
-			ret = io_uring_peek_cqe(&ctl.ring, &cqe);
-		if (ret == -EAGAIN)
-			continue;
-		if (ret == -EINTR)
-			continue;
-		if (ret < 0)
+		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
 			break;
-		struct op *op = io_uring_cqe_get_data(cqe);
-		int res = cqe->res;
-		io_uring_cqe_seen(&ctl.ring, cqe);
-		if (!op)
-			continue;
-		ctl.inflight--;
-		if (op == &ctl.op_sig && res > 0) {
-			while (read(ctl.sig_fd, &ctl.si, sizeof(ctl.si)) == sizeof(ctl.si))
-				on_signal(&ctl, workers, n);
-		} else if (op == &ctl.op_done && res > 0) {
-			if (read(done_fd, &ctl.done_val, sizeof(ctl.done_val)) == sizeof(ctl.done_val))
-				ctl.ended += (unsigned)ctl.done_val;
+		struct io_uring_cqe *cqe;
+		unsigned head, seen = 0;
+		io_uring_for_each_cqe(&ctl.ring, head, cqe) {
+			dispatch(&ctl, cqe);
+			seen++;
 		}
-		if (ctl.ended >= n && !stopping) {
-			/* Every worker ended: stop listening for signals. */
-			stopping = true;
-			ring_cancel_op(&ctl.ring, &ctl.op_sig);
-			continue;
-		}
-		if (stopping)
-			continue;
-		arm_poll(&ctl, op, op == &ctl.op_sig ? ctl.sig_fd : done_fd);
+		io_uring_cq_advance(&ctl.ring, seen);
 	}
+	watch->on_publish = NULL;
 	io_uring_queue_exit(&ctl.ring);
 	close(ctl.sig_fd);
 	return 0;

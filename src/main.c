@@ -2,9 +2,12 @@
  * zring: parse options, start the workers, hand the main thread to the
  * control loop, and exit 0 after a graceful drain.
  */
+#include "zring/check.h"
 #include "zring/control.h"
 #include "zring/log.h"
 #include "zring/opts.h"
+#include "zring/snapshot.h"
+#include "zring/watch.h"
 #include "zring/worker.h"
 
 #include <errno.h>
@@ -48,7 +51,7 @@ static void stop_workers(struct worker **ws, unsigned started, unsigned n)
 		worker_free(ws[i]);
 }
 
-static int run(const struct opts *o)
+static int run(const struct opts *o, struct snapshot_slot *slot, struct watch *watch)
 {
 	int done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (done_fd < 0)
@@ -58,7 +61,7 @@ static int run(const struct opts *o)
 	int err = ws ? 0 : -ENOMEM;
 
 	for (; err == 0 && n < o->workers; n++) {
-		ws[n] = worker_new(n, o, done_fd, &err);
+		ws[n] = worker_new(n, o, slot, done_fd, &err);
 		if (!ws[n])
 			break;
 	}
@@ -72,7 +75,7 @@ static int run(const struct opts *o)
 			log_str(&l, "version", ZRING_VERSION);
 			log_end(&l);
 		}
-		err = control_run(ws, n, done_fd);
+		err = control_run(ws, n, done_fd, watch);
 		if (err < 0)
 			log_msg_err(LOG_ERROR, "control thread failed", "control", err);
 	}
@@ -92,6 +95,8 @@ int main(int argc, char **argv)
 	struct opts o;
 	char err[256];
 
+	if (argc > 1 && strcmp(argv[1], "check") == 0)
+		return check_main(argc - 1, argv + 1);
 	if (opts_parse(&o, argc, argv, err, sizeof(err)) < 0) {
 		fprintf(stderr, "zring: %s\nTry 'zring --help'.\n", err);
 		return 2;
@@ -113,5 +118,15 @@ int main(int argc, char **argv)
 			    "(needs CAP_NET_ADMIN; --mark 0 disables marking)", "mark", ret);
 		return 1;
 	}
-	return run(&o);
+	struct snapshot_slot slot;
+	struct watch watch;
+	slot_init(&slot);
+	ret = watch_init(&watch, o.config, &slot);
+	if (ret == 0)
+		ret = run(&o, &slot, &watch);
+	else
+		ret = 1;
+	watch_deinit(&watch);
+	slot_deinit(&slot);
+	return ret;
 }

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 enum opt_id {
-	O_OUTBOUND = 256, O_INBOUND, O_WORKERS, O_DRAIN, O_CONNECT, O_IDLE,
+	O_CONFIG = 256, O_OUTBOUND, O_INBOUND, O_WORKERS, O_DRAIN, O_CONNECT, O_IDLE,
 	O_MARK, O_PUMP, O_PIPES, O_BUFFERS, O_LEVEL, O_FORMAT,
 };
 
@@ -27,6 +27,8 @@ struct opt_def {
 };
 
 static const struct opt_def defs[] = {
+	{ "config", "ZRING_CONFIG", O_CONFIG, "FILE",
+	  "workload config (JSON); watched and hot-reloaded (default: none, all passthrough)" },
 	{ "outbound", "ZRING_OUTBOUND", O_OUTBOUND, "ADDR[,ADDR]",
 	  "outbound capture listeners (default 0.0.0.0:15001,[::]:15001)" },
 	{ "inbound", "ZRING_INBOUND", O_INBOUND, "ADDR[,ADDR]",
@@ -123,6 +125,11 @@ static int apply(struct opts *o, int id, const char *v)
 {
 	unsigned long n;
 	switch (id) {
+	case O_CONFIG:
+		if (!*v)
+			return -EINVAL;
+		o->config = v;
+		return 0;
 	case O_OUTBOUND:
 		return opts_parse_addrs(v, &o->outbound);
 	case O_INBOUND:

@@ -82,7 +82,8 @@ static void free_listeners(struct worker *w)
 	w->nlisteners = 0;
 }
 
-struct worker *worker_new(unsigned id, const struct opts *opts, int done_fd, int *err)
+struct worker *worker_new(unsigned id, const struct opts *opts, struct snapshot_slot *slot,
+			  int done_fd, int *err)
 {
 	pthread_once(&g_started_once, started_init);
 	struct worker *w = calloc(1, sizeof(*w));
@@ -92,6 +93,8 @@ struct worker *worker_new(unsigned id, const struct opts *opts, int done_fd, int
 	}
 	w->id = id;
 	w->opts = opts;
+	w->slot = slot;
+	w->rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)id << 32) ^ now_ns();
 	w->done_fd = done_fd;
 	w->wake_fd = -1;
 	w->listeners = calloc(opts->outbound.n + opts->inbound.n, sizeof(*w->listeners));
@@ -129,7 +132,11 @@ static void arm_wake(struct worker *w)
 
 static void arm_tick(struct worker *w)
 {
+	/* Idle timeouts are enforced to within a quarter of their length. */
 	uint64_t ms = w->draining ? DRAIN_TICK_MS : TICK_MS;
+	uint64_t idle = w->opts->idle_timeout_ms;
+	if (idle && idle / 4 < ms)
+		ms = idle / 4 > 10 ? idle / 4 : 10;
 	w->tick_ts.tv_sec = (long long)(ms / 1000);
 	w->tick_ts.tv_nsec = (long long)(ms % 1000) * 1000000;
 	struct io_uring_sqe *sqe = ring_sqe_op(&w->ring, &w->op_tick);
@@ -247,6 +254,30 @@ static void maybe_stop(struct worker *w)
 		ring_cancel_op(&w->ring, &w->op_wake);
 }
 
+/* Loop boundary: switch new connections to the latest snapshot. Open
+ * connections keep the one they started with. */
+static void refresh_snapshot(struct worker *w)
+{
+	if (!slot_newer(w->slot, w->snap_version))
+		return;
+	struct snapshot *s = slot_acquire(w->slot);
+	if (!s)
+		return;
+	snapshot_unref(w->snap);
+	w->snap = s;
+	w->snap_version = s->version;
+}
+
+uint32_t worker_random(struct worker *w)
+{
+	uint64_t x = w->rng;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	w->rng = x;
+	return (uint32_t)(x >> 32);
+}
+
 static void run_loop(struct worker *w)
 {
 	while (!w->stopped || w->tick_armed || w->wake_armed) {
@@ -263,6 +294,7 @@ static void run_loop(struct worker *w)
 			n++;
 		}
 		io_uring_cq_advance(&w->ring, n);
+		refresh_snapshot(w);
 		if (w->fds_freed) {
 			w->fds_freed = false;
 			worker_fds_freed(w);
@@ -302,6 +334,7 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	w->now_ns = now_ns();
+	refresh_snapshot(w);
 	w->start_err = setup_ring(w);
 	if (w->start_err == 0) {
 		arm_wake(w);
@@ -321,6 +354,8 @@ static void *worker_main(void *arg)
 	if (w->ring_ready)
 		io_uring_queue_exit(&w->ring);
 	w->ring_ready = false;
+	snapshot_unref(w->snap);
+	w->snap = NULL;
 	eventfd_write(w->done_fd, 1);
 	return NULL;
 }
@@ -338,6 +373,11 @@ int worker_start(struct worker *w)
 void worker_drain(struct worker *w)
 {
 	atomic_fetch_or(&w->cmd, WORKER_CMD_DRAIN);
+	eventfd_write(w->wake_fd, 1);
+}
+
+void worker_notify(struct worker *w)
+{
 	eventfd_write(w->wake_fd, 1);
 }
 

@@ -2,8 +2,11 @@
  * A proxied connection: the accepted client socket, the upstream socket,
  * and the two pump directions between them.
  *
- * Lifetime: conn_accept creates it; it connects upstream (io_uring connect
- * with a linked timeout), then pumps. conn_close starts the end: it cancels
+ * Lifetime: conn_accept creates it, takes a reference to the worker's
+ * current config snapshot and routes the original destination through it;
+ * it connects upstream (io_uring connect with a linked timeout), then
+ * pumps. The snapshot reference is dropped when the conn is freed, so a
+ * connection keeps the config it started with however often it reloads. conn_close starts the end: it cancels
  * every in-flight op; the conn is freed (sockets closed, access line
  * logged) only once its in-flight count is back to zero, so the kernel
  * never writes into freed memory and a descriptor is never reused while an
@@ -20,6 +23,8 @@
 #include "zring/listener.h"
 #include "zring/op.h"
 #include "zring/pump.h"
+#include "zring/route.h"
+#include "zring/snapshot.h"
 #include "zring/util.h"
 
 struct worker;
@@ -36,6 +41,10 @@ struct conn {
 	uint64_t active_ns;	/* last I/O, for the idle timeout */
 	union addr src;		/* the client */
 	union addr dst;		/* its original destination */
+	union addr upstream;	/* where routing sent it */
+	struct snapshot *snap;	/* the config it started with (a reference) */
+	const struct workload *dst_workload;	/* in snap, or NULL */
+	uint8_t route;		/* enum route_kind */
 	int fd[2];		/* SIDE_CLIENT, SIDE_UPSTREAM */
 	struct op op_connect;
 	struct op op_connect_timeout;

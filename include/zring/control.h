@@ -1,8 +1,7 @@
 /*
- * The control thread: signals through signalfd on its own io_uring, and
- * the broadcast shutdown. SIGTERM or SIGINT asks every worker to drain;
- * a second one exits at once. Later issues add the config watcher and the
- * admin endpoints here.
+ * The control thread: signals through signalfd on its own io_uring, the
+ * config watcher, and the broadcast shutdown. SIGTERM or SIGINT asks every
+ * worker to drain; a second one exits at once; SIGHUP reloads the config.
  */
 #ifndef ZRING_CONTROL_H
 #define ZRING_CONTROL_H
@@ -10,6 +9,7 @@
 #include <signal.h>
 
 struct worker;
+struct watch;
 
 /* Block the signals control handles; call before starting any thread so
  * every thread inherits the mask. Also ignores SIGPIPE. */
@@ -17,9 +17,10 @@ void control_block_signals(void);
 
 /*
  * Run until every worker has ended (after a drain). `done_fd` is the
- * eventfd workers bump when they end. Returns 0, or -errno if the control
- * ring could not be set up (the caller then drains the workers itself).
+ * eventfd workers bump when they end; `watch` (already loaded) is started
+ * here and reloads on file changes and SIGHUP. Returns 0, or -errno if the
+ * control ring could not be set up (the caller then drains the workers).
  */
-int control_run(struct worker **workers, unsigned n, int done_fd);
+int control_run(struct worker **workers, unsigned n, int done_fd, struct watch *watch);
 
 #endif

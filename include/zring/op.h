@@ -22,6 +22,10 @@ enum op_type {
 	OP_CONNECT_TIMEOUT,	/* conn: linked timeout of the connect */
 	OP_PUMP_IN,		/* conn direction: recv or poll-in on the source */
 	OP_PUMP_OUT,		/* conn direction: send or poll-out on the sink */
+	OP_CTL_SIGNAL,		/* control: signalfd readable */
+	OP_CTL_DONE,		/* control: a worker ended */
+	OP_WATCH_EVENT,		/* watch: inotify readable */
+	OP_WATCH_DEBOUNCE,	/* watch: debounce timer */
 };
 
 struct op {

@@ -28,6 +28,7 @@ struct addr_list {
 };
 
 struct opts {
+	const char *config;		/* workload JSON file, or NULL */
 	struct addr_list outbound;
 	struct addr_list inbound;
 	unsigned workers;

@@ -2,7 +2,8 @@
  * A worker: one thread, one io_uring, its own SO_REUSEPORT listeners and
  * the connections they accepted. Nothing on the data path is shared between
  * workers; the control thread talks to a worker only through an atomic
- * command word and an eventfd.
+ * command word and an eventfd, and publishes config snapshots through the
+ * latest slot, which the worker reads at a loop boundary.
  */
 #ifndef ZRING_WORKER_H
 #define ZRING_WORKER_H
@@ -17,6 +18,7 @@
 #include "zring/op.h"
 #include "zring/opts.h"
 #include "zring/pipepool.h"
+#include "zring/snapshot.h"
 
 struct conn;
 struct listener;
@@ -30,6 +32,10 @@ enum {
 struct worker {
 	unsigned id;
 	const struct opts *opts;
+	struct snapshot_slot *slot;
+	struct snapshot *snap;		/* what new connections use */
+	uint64_t snap_version;
+	uint64_t rng;			/* xorshift state, endpoint picks */
 	pthread_t thread;
 	struct io_uring ring;
 	bool ring_ready;
@@ -73,13 +79,20 @@ struct worker {
  * Allocate a worker and open its listeners (bind errors come back here, on
  * the caller's thread). Takes nothing; on failure returns NULL with *err.
  */
-struct worker *worker_new(unsigned id, const struct opts *opts, int done_fd, int *err);
+struct worker *worker_new(unsigned id, const struct opts *opts, struct snapshot_slot *slot,
+			  int done_fd, int *err);
 
 /* Start the thread; it sets up its ring, arms accepts and runs the loop. */
 int worker_start(struct worker *w);
 
 /* Ask a running worker to drain (idempotent, any thread). */
 void worker_drain(struct worker *w);
+
+/* Wake a worker so it looks at the latest snapshot now (any thread). */
+void worker_notify(struct worker *w);
+
+/* A uniformly random 32-bit number (worker-local). */
+uint32_t worker_random(struct worker *w);
 
 /* Join the thread (if started) and free everything the worker owns. */
 void worker_free(struct worker *w);

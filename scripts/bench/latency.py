@@ -1,24 +1,27 @@
 #!/usr/bin/env python3
 """Fixed-rate HTTP latency probe for zring's benchmark.
 
-Sends GET requests at a fixed rate (open loop: request i is due at
-start + i/rate, whatever happened before) and records each one's latency with
-time.perf_counter_ns. Two modes:
+Sends GET requests at a fixed rate to one or more targets, taking turns
+(request i goes to target i mod n), and times each one with
+time.perf_counter_ns. Interleaving the paths request by request means the
+machine's background noise (this is a small shared VM) falls on all of them
+alike, so their difference is the paths' own.
 
-  keepalive  one connection, reused for every request: the latency the proxy
-             adds to a request/response on an established connection;
+Two modes:
+  keepalive  one connection per target, reused for every request: the latency
+             a path adds to a request/response on an established connection;
   newconn    a new connection per request ("Connection: close"), timed from
              connect() to the last byte of the response: adds the proxy's
              accept, original-destination lookup and upstream connect.
 
-The client is sequential (one request in flight), so at a rate well below
-saturation every request is sent on time. When a response comes back after the
-next request was due, that request's latency is counted from the moment it
-was due, not from when it could be sent (no coordinated omission). Timer
-oversleep of the client itself is not counted: a request sent late only
-because sleep() woke late is timed from its actual send.
+The schedule is fixed (request i is due at start + i/total_rate) and the
+client has one request in flight, so below saturation every request leaves on
+time. Each latency is timed from the request's actual send: a stall of the
+machine shows as one slow request, not as a queue of them (requests sent more
+than 1 ms after they were due are counted as "late": many of those mean the
+rate was too high or the machine too busy for the figures to mean much).
 
-Prints one JSON object with percentiles in microseconds.
+Prints one JSON object: {"targets": {NAME: {p50_us, p90_us, p99_us, ...}}}.
 """
 import argparse
 import gc
@@ -29,7 +32,7 @@ import time
 
 
 def read_response(s):
-    """Read one HTTP/1.1 response with Content-Length. Returns bytes read."""
+    """Read one HTTP/1.1 200 response with Content-Length."""
     data = b""
     header_end = -1
     need = None
@@ -55,112 +58,127 @@ def read_response(s):
 
 
 def percentile(sorted_vals, p):
+    """Nearest-rank percentile."""
     if not sorted_vals:
         return None
-    k = min(len(sorted_vals) - 1, max(0, int(round(p / 100.0 * len(sorted_vals) + 0.5)) - 1))
-    return sorted_vals[k]
+    k = max(0, min(len(sorted_vals) - 1, -(-len(sorted_vals) * p // 100) - 1))
+    return sorted_vals[int(k)]
+
+
+class Target:
+    def __init__(self, spec, mode, path, timeout):
+        name, _, hostport = spec.partition("=")
+        host, _, port = hostport.rpartition(":")
+        if not name or not host or not port:
+            raise SystemExit(f"bad --target '{spec}' (want NAME=HOST:PORT)")
+        self.name, self.addr, self.timeout = name, (host, int(port)), timeout
+        self.ka = mode == "keepalive"
+        self.req = (
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\n"
+            + ("" if self.ka else "Connection: close\r\n")
+            + "\r\n"
+        ).encode()
+        self.sock = None
+        self.lat = []
+        self.errors = 0
+        self.late = 0
+
+    def connect(self):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.settimeout(self.timeout)
+        s.connect(self.addr)
+        return s
+
+    def once(self, pc):
+        """One request; returns its latency in ns or None on error."""
+        try:
+            if self.ka:
+                if self.sock is None:
+                    self.sock = self.connect()
+                t0 = pc()
+                self.sock.sendall(self.req)
+                read_response(self.sock)
+            else:
+                t0 = pc()
+                s = self.connect()
+                try:
+                    s.sendall(self.req)
+                    read_response(s)
+                finally:
+                    s.close()
+            return pc() - t0
+        except (OSError, ValueError, ConnectionError):
+            self.errors += 1
+            if self.sock is not None:
+                try:
+                    self.sock.close()
+                except OSError:
+                    pass
+                self.sock = None
+            return None
+
+    def summary(self, rate):
+        lat = sorted(self.lat)
+        us = lambda v: None if v is None else round(v / 1000.0, 1)
+        return {
+            "rate": rate,
+            "requests": len(lat),
+            "errors": self.errors,
+            "late": self.late,
+            "p50_us": us(percentile(lat, 50)),
+            "p90_us": us(percentile(lat, 90)),
+            "p99_us": us(percentile(lat, 99)),
+            "p999_us": us(percentile(lat, 99.9)),
+            "max_us": us(lat[-1] if lat else None),
+            "mean_us": us(sum(lat) / len(lat) if lat else None),
+        }
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--host", required=True)
-    ap.add_argument("--port", type=int, default=80)
+    ap.add_argument("--target", action="append", required=True,
+                    help="NAME=HOST:PORT, repeatable; requests take turns")
     ap.add_argument("--path", default="/small")
-    ap.add_argument("--rate", type=float, default=1000.0, help="requests per second")
+    ap.add_argument("--rate", type=float, default=1000.0, help="requests per second, per target")
     ap.add_argument("--duration", type=float, default=10.0, help="measured seconds")
     ap.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first")
     ap.add_argument("--mode", choices=("keepalive", "newconn"), default="keepalive")
     ap.add_argument("--timeout", type=float, default=2.0)
     args = ap.parse_args()
 
-    ka = args.mode == "keepalive"
-    req = (
-        f"GET {args.path} HTTP/1.1\r\nHost: {args.host}\r\n"
-        + ("" if ka else "Connection: close\r\n")
-        + "\r\n"
-    ).encode()
-    addr = (args.host, args.port)
+    targets = [Target(t, args.mode, args.path, args.timeout) for t in args.target]
+    n = len(targets)
+    interval_ns = int(1e9 / (args.rate * n))
+    n_warm = int(args.warmup * args.rate) * n
+    n_total = n_warm + int(args.duration * args.rate) * n
+    late_ns = 1_000_000
 
-    def connect():
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        s.settimeout(args.timeout)
-        s.connect(addr)
-        return s
-
-    interval_ns = int(1e9 / args.rate)
-    n_warm = int(args.warmup * args.rate)
-    n_total = n_warm + int(args.duration * args.rate)
-    lat = []
-    errors = 0
-    late = 0
-    sock = connect() if ka else None
     gc.collect()
     gc.disable()
     pc = time.perf_counter_ns
     start = pc() + 10_000_000
-    prev_done = 0
     for i in range(n_total):
+        t = targets[i % n]
         due = start + i * interval_ns
         now = pc()
         if now < due:
             time.sleep((due - now) / 1e9)
-        try:
-            if ka:
-                t0 = pc()
-                sock.sendall(req)
-                read_response(sock)
-            else:
-                t0 = pc()
-                s = connect()
-                s.sendall(req)
-                read_response(s)
-                s.close()
-            t1 = pc()
-        except (OSError, ValueError, ConnectionError):
-            errors += 1
-            if ka:
-                try:
-                    sock.close()
-                except OSError:
-                    pass
-                try:
-                    sock = connect()
-                except OSError:
-                    time.sleep(0.01)
-            prev_done = pc()
-            continue
-        # Waiting on the previous response past this request's due time is
-        # queueing the server caused: count it.
-        begin = due if prev_done > due else t0
-        if prev_done > due:
-            late += 1
-        prev_done = t1
-        if i >= n_warm:
-            lat.append(t1 - begin)
+        elif i >= n_warm and now - due > late_ns:
+            t.late += 1
+        v = t.once(pc)
+        if v is not None and i >= n_warm:
+            t.lat.append(v)
     elapsed = (pc() - start) / 1e9
     gc.enable()
-    if sock is not None:
-        sock.close()
+    for t in targets:
+        if t.sock is not None:
+            t.sock.close()
 
-    lat.sort()
-    us = lambda v: None if v is None else round(v / 1000.0, 1)
-    out = {
-        "mode": args.mode,
-        "rate": args.rate,
-        "requests": len(lat),
-        "errors": errors,
-        "late": late,
-        "achieved_rate": round(n_total / elapsed, 1) if elapsed > 0 else None,
-        "p50_us": us(percentile(lat, 50)),
-        "p90_us": us(percentile(lat, 90)),
-        "p99_us": us(percentile(lat, 99)),
-        "p999_us": us(percentile(lat, 99.9)),
-        "max_us": us(lat[-1] if lat else None),
-        "mean_us": us(sum(lat) / len(lat) if lat else None),
-    }
+    out = {"mode": args.mode, "elapsed_s": round(elapsed, 3),
+           "targets": {t.name: t.summary(args.rate) for t in targets}}
     print(json.dumps(out))
-    return 0 if lat else 1
+    return 0 if all(t.lat for t in targets) else 1
 
 
 if __name__ == "__main__":

@@ -312,3 +312,27 @@ rule_packets() {
   local ipt="$1" chain="$2" pattern="$3"
   ns_c "$ipt" -w 10 -t nat -L "$chain" -n -v -x | awk -v p="$pattern" 'index($0, p) { print $1; exit }'
 }
+
+# ---------------------------------------------------------------- limits
+
+# start_zring_nofile N ARGS...: start_zring with RLIMIT_NOFILE N, soft and
+# hard (so zring cannot raise it), set by prlimit(1) before zring starts.
+# prlimit and the small wrapper both exec, so ZPID is zring itself.
+start_zring_nofile() {
+  local n="$1" real="$ZRING_BIN" wrapper="$E2E_TMP/zring-nofile-$1"
+  shift
+  need_zring
+  command -v prlimit >/dev/null || skip "prlimit not found"
+  printf '#!/bin/sh\nexec prlimit --nofile=%s:%s "%s" "$@"\n' "$n" "$n" "$real" >"$wrapper"
+  chmod +x "$wrapper"
+  ZRING_BIN="$wrapper"
+  start_zring "$@"
+  ZRING_BIN="$real"
+  grep -Eq "^Max open files +$n +$n " "/proc/$ZPID/limits" ||
+    fail "zring does not run with RLIMIT_NOFILE $n: $(grep 'open files' "/proc/$ZPID/limits")"
+}
+
+# CPU time (user + system, all threads) the running zring has used, in clock ticks.
+zring_cpu_ticks() {
+  sed 's/.*) //' "/proc/$ZPID/stat" | awk '{ print $12 + $13 }'
+}

@@ -1,0 +1,397 @@
+/*
+ * The workload configuration's public face: read a file, parse it (a
+ * lexical check of our own, then cJSON), validate it into a fresh snapshot
+ * (config_model.c, config_policy.c, config_validate.c), and report every
+ * error with its line:column and JSON path. A snapshot lives in one arena
+ * and dies with its last reference. See include/zring/config.h and
+ * docs/config.md.
+ */
+#include "config_int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- errors ---- */
+
+int errs_add(struct config_errors *e, unsigned line, unsigned col, const char *path,
+	     const char *msg)
+{
+	if (e->n >= CONFIG_MAX_ERRORS) {
+		e->dropped++;
+		return -1;
+	}
+	if (!e->v && !(e->v = calloc(CONFIG_MAX_ERRORS, sizeof(*e->v)))) {
+		e->dropped++;
+		return -ENOMEM;
+	}
+	char *p = strdup(path ? path : ""), *m = strdup(msg);
+	if (!p || !m) {
+		free(p);
+		free(m);
+		e->dropped++;
+		return -ENOMEM;
+	}
+	e->v[e->n] = (struct config_error){ .line = line, .col = col, .path = p, .msg = m };
+	return (int)e->n++;
+}
+
+void config_errors_free(struct config_errors *e)
+{
+	if (!e)
+		return;
+	for (size_t i = 0; i < e->n; i++) {
+		free(e->v[i].path);
+		free(e->v[i].msg);
+	}
+	free(e->v);
+	memset(e, 0, sizeof(*e));
+}
+
+void config_errors_print(const struct config_errors *e, const char *source, FILE *f)
+{
+	if (!source)
+		source = "-";
+	for (size_t i = 0; i < e->n; i++) {
+		const struct config_error *x = &e->v[i];
+		fputs(source, f);
+		if (x->line)
+			fprintf(f, ":%u:%u", x->line, x->col);
+		fputs(": ", f);
+		if (x->path && *x->path)
+			fprintf(f, "%s: ", x->path);
+		fprintf(f, "%s\n", x->msg);
+	}
+	if (e->dropped)
+		fprintf(f, "%s: %zu more error%s not shown\n", source, e->dropped,
+			e->dropped == 1 ? "" : "s");
+}
+
+/* One error with no JSON path; returns err (or -ENOMEM). */
+static int one_error(struct config_errors *errs, int err, unsigned line, unsigned col,
+		     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static int one_error(struct config_errors *errs, int err, unsigned line, unsigned col,
+		     const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return errs_add(errs, line, col, "", msg) == -ENOMEM ? -ENOMEM : err;
+}
+
+static int error_at(struct config_errors *errs, const char *buf, size_t len, size_t off,
+		    const char *msg)
+{
+	unsigned line, col;
+	json_offset_pos(buf, len, off, &line, &col);
+	return one_error(errs, -EINVAL, line, col, "%s", msg);
+}
+
+/* ---- JSON ---- */
+
+static void describe(const char *buf, size_t len, size_t off, char *msg, size_t cap)
+{
+	unsigned char ch = (unsigned char)buf[off];
+	if (ch == '"')
+		snprintf(msg, cap, "syntax error: unexpected string");
+	else if (ch == '-' || (ch >= '0' && ch <= '9'))
+		snprintf(msg, cap, "syntax error: unexpected number");
+	else if (ch > 0x20 && ch < 0x7f)
+		snprintf(msg, cap, "syntax error: unexpected '%c'", ch);
+	else
+		snprintf(msg, cap, "syntax error");
+}
+
+/*
+ * Parse buf into *root, or report one syntax error. cJSON gets a copy with
+ * a NUL after the text, so that running off the end (a truncated file)
+ * fails at exactly `len` and tells itself apart from an error at the last
+ * character.
+ */
+static int parse_json(const char *buf, size_t len, cJSON **root, struct config_errors *errs)
+{
+	struct json_lex_error le;
+	unsigned open;
+	char msg[128];
+
+	*root = NULL;
+	if (json_lex_check(buf, len, &le, &open) < 0)
+		return error_at(errs, buf, len, le.off, le.msg);
+	char *copy = malloc(len + 1);
+	if (!copy)
+		return one_error(errs, -ENOMEM, 0, 0, "out of memory");
+	memcpy(copy, buf, len);
+	copy[len] = '\0';
+	const char *end = NULL;
+	*root = cJSON_ParseWithLengthOpts(copy, len + 1, &end, false);
+	size_t off = end ? (size_t)(end - copy) : 0;
+	free(copy);
+	if (!*root && off >= len) {
+		snprintf(msg, sizeof(msg), "unexpected end of input%s (truncated file?)",
+			 open ? ": unclosed '{' or '['" : "");
+		return error_at(errs, buf, len, len, msg);
+	}
+	if (!*root) {
+		describe(buf, len, off, msg, sizeof(msg));
+		return error_at(errs, buf, len, off, msg);
+	}
+	while (off < len && strchr(" \t\r\n", buf[off]))
+		off++;
+	if (off < len) {
+		cJSON_Delete(*root);
+		*root = NULL;
+		return error_at(errs, buf, len, off,
+				"unexpected content after the end of the document");
+	}
+	return 0;
+}
+
+/* ---- positions and order of errors ---- */
+
+struct sorted_error {
+	struct config_error e;
+	unsigned seq;
+};
+
+static int sorted_error_cmp(const void *a, const void *b)
+{
+	const struct sorted_error *x = a, *y = b;
+	if (x->e.line != y->e.line)
+		return x->e.line < y->e.line ? -1 : 1;
+	if (x->e.col != y->e.col)
+		return x->e.col < y->e.col ? -1 : 1;
+	return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* Give each error its line:column, then sort them by position. */
+static void place_errors(struct vctx *c, const char *buf, size_t len)
+{
+	struct config_errors *errs = c->errs;
+	size_t n = errs->n;
+	struct json_pos_req *reqs = calloc(n, sizeof(*reqs));
+	struct sorted_error *s = calloc(n, sizeof(*s));
+	if (!reqs || !s)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		reqs[i].node = c->refs[i].node;
+	qsort(reqs, n, sizeof(*reqs), json_pos_req_cmp);
+	json_resolve_positions(buf, len, c->root, reqs, n);
+	for (size_t i = 0; i < n; i++) {
+		struct config_error *e = &errs->v[i];
+		const struct verr_ref *ref = &c->refs[i];
+		struct json_pos_req key = { .node = ref->node };
+		const struct json_pos_req *r =
+			ref->node ? bsearch(&key, reqs, n, sizeof(*reqs), json_pos_req_cmp) : NULL;
+		if (r && ref->at_key && r->key_line) {
+			e->line = r->key_line;
+			e->col = r->key_col;
+		} else if (r) {
+			e->line = r->line;
+			e->col = r->col;
+		}
+		s[i] = (struct sorted_error){ *e, ref->seq };
+	}
+	qsort(s, n, sizeof(*s), sorted_error_cmp);
+	for (size_t i = 0; i < n; i++)
+		errs->v[i] = s[i].e;
+out:
+	free(reqs);
+	free(s);
+}
+
+/* ---- snapshots ---- */
+
+static void config_free(struct config *cfg)
+{
+	arena_free(cfg->arena);
+	free(cfg);
+}
+
+static int validate(const char *buf, size_t len, cJSON *root, const char *source,
+		    struct config **out, struct config_errors *errs)
+{
+	struct config *cfg = calloc(1, sizeof(*cfg));
+	struct vctx *c = calloc(1, sizeof(*c));
+	int err = 0;
+
+	if (!cfg || !c) {
+		free(cfg);
+		free(c);
+		return one_error(errs, -ENOMEM, 0, 0, "out of memory");
+	}
+	atomic_init(&cfg->refs, 1);
+	c->cfg = cfg;
+	c->errs = errs;
+	c->root = root;
+	c->empty = vdup(c, "");
+	cfg->source = vdup(c, source ? source : "-");
+	if (!c->oom)
+		model_parse(c, root);
+	model_validate(c);
+	if (c->oom)
+		err = one_error(errs, -ENOMEM, 0, 0, "out of memory");
+	else if (errs->n || errs->dropped)
+		err = -EINVAL;
+	if (errs->n && !c->oom)
+		place_errors(c, buf, len);
+	if (err)
+		config_free(cfg);
+	else
+		*out = cfg;
+	free(c);
+	return err;
+}
+
+int config_parse(const char *buf, size_t len, const char *source, struct config **out,
+		 struct config_errors *errs)
+{
+	cJSON *root;
+	memset(errs, 0, sizeof(*errs));
+	*out = NULL;
+	if (len > CONFIG_MAX_BYTES)
+		return one_error(errs, -EINVAL, 0, 0, "input is %zu bytes; the limit is %u bytes",
+				 len, CONFIG_MAX_BYTES);
+	int err = parse_json(buf, len, &root, errs);
+	if (err)
+		return err;
+	err = validate(buf, len, root, source, out, errs);
+	cJSON_Delete(root);
+	return err;
+}
+
+/* ---- files ---- */
+
+static int read_fd(int fd, const struct stat *st, char **bufp, size_t *lenp,
+		   struct config_errors *errs)
+{
+	size_t cap = S_ISREG(st->st_mode) && st->st_size > 0 ? (size_t)st->st_size + 1 : 65536;
+	size_t len = 0;
+	char *buf = malloc(cap);
+	for (;;) {
+		if (!buf)
+			return one_error(errs, -ENOMEM, 0, 0, "out of memory");
+		ssize_t n = read(fd, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			free(buf);
+			return one_error(errs, -e, 0, 0, "cannot read: %s", strerror(e));
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > CONFIG_MAX_BYTES) {
+			free(buf);
+			return one_error(errs, -EFBIG, 0, 0, "file is larger than the limit of %u "
+					 "bytes", CONFIG_MAX_BYTES);
+		}
+		if (len == cap) {
+			char *nb = realloc(buf, cap *= 2);
+			if (!nb)
+				free(buf);
+			buf = nb;
+		}
+	}
+	*bufp = buf;
+	*lenp = len;
+	return 0;
+}
+
+int config_load_file(const char *path, struct config **out, struct config_errors *errs)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t len = 0;
+	int err;
+
+	memset(errs, 0, sizeof(*errs));
+	*out = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		int e = errno;
+		return one_error(errs, -e, 0, 0, "cannot open: %s", strerror(e));
+	}
+	if (fstat(fd, &st) < 0)
+		err = one_error(errs, -errno, 0, 0, "cannot stat: %s", strerror(errno));
+	else if (S_ISDIR(st.st_mode))
+		err = one_error(errs, -EISDIR, 0, 0, "is a directory");
+	else if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > CONFIG_MAX_BYTES)
+		err = one_error(errs, -EFBIG, 0, 0, "file is %lld bytes; the limit is %u bytes",
+				(long long)st.st_size, CONFIG_MAX_BYTES);
+	else
+		err = read_fd(fd, &st, &buf, &len, errs);
+	close(fd);
+	if (err)
+		return err;
+	err = config_parse(buf, len, path, out, errs);
+	free(buf);
+	return err;
+}
+
+/* ---- references ---- */
+
+struct config *config_ref(struct config *c)
+{
+	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+	return c;
+}
+
+void config_unref(struct config *c)
+{
+	if (c && atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
+		config_free(c);
+}
+
+struct config *config_empty(void)
+{
+	struct config *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	atomic_init(&c->refs, 1);
+	c->source = arena_alloc(&c->arena, 1);
+	if (!c->source) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* ---- names ---- */
+
+const char *config_protocol_name(enum workload_protocol p)
+{
+	return p == PROTO_HBONE ? "HBONE" : "TCP";
+}
+
+const char *config_status_name(enum workload_status s)
+{
+	return s == STATUS_UNHEALTHY ? "Unhealthy" : "Healthy";
+}
+
+const char *config_scope_name(enum policy_scope s)
+{
+	return s == SCOPE_GLOBAL ? "Global" : s == SCOPE_NAMESPACE ? "Namespace" :
+	       "WorkloadSelector";
+}
+
+const char *config_action_name(enum policy_action a)
+{
+	return a == ACTION_DENY ? "Deny" : "Allow";
+}
+
+const char *config_ip_format(const struct ip *ip, char *buf, size_t len)
+{
+	if (!inet_ntop(ip->family == AF_INET6 ? AF_INET6 : AF_INET, ip->bytes, buf,
+		       (socklen_t)len))
+		snprintf(buf, len, "?");
+	return buf;
+}

@@ -1,0 +1,326 @@
+/*
+ * Config watcher: initial load, inotify, debounce, validate, publish.
+ * See include/zring/watch.h.
+ */
+#include "zring/watch.h"
+#include "zring/log.h"
+#include "zring/ring.h"
+#include "zring/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DEBOUNCE_MS 100
+#define WATCH_MASK (IN_CLOSE_WRITE | IN_MODIFY | IN_MOVED_TO | IN_CREATE | \
+		    IN_DELETE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
+
+static uint64_t fnv64(const char *p, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (uint8_t)p[i]) * 0x100000001b3ull;
+	return h ^ n;
+}
+
+/* Read the whole file, refusing anything over CONFIG_MAX_BYTES before
+ * reading it. Returns 0 with *buf (caller frees) or -errno / -EFBIG. */
+static int read_file(const char *path, char **buf, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	int err = 0;
+	if (fstat(fd, &st) < 0) {
+		err = -errno;
+	} else if (!S_ISREG(st.st_mode)) {
+		err = -EISDIR;
+	} else if ((uint64_t)st.st_size > CONFIG_MAX_BYTES) {
+		err = -EFBIG;
+	} else {
+		size_t cap = (size_t)st.st_size + 1, n = 0;
+		char *p = malloc(cap);
+		while (p) {
+			ssize_t r = read(fd, p + n, cap - n);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0) {
+				err = r < 0 ? -errno : 0;
+				break;
+			}
+			n += (size_t)r;
+			if (n == cap) {
+				/* It grew while we read: allow up to the cap. */
+				if (cap > CONFIG_MAX_BYTES) {
+					err = -EFBIG;
+					break;
+				}
+				char *q = realloc(p, cap * 2);
+				if (!q)
+					break;
+				p = q;
+				cap *= 2;
+			}
+		}
+		if (!p)
+			err = -ENOMEM;
+		if (err < 0)
+			free(p);
+		else {
+			*buf = p;
+			*len = n;
+		}
+	}
+	close(fd);
+	return err;
+}
+
+static void log_errors(const struct watch *w, const struct config_errors *errs)
+{
+	for (size_t i = 0; i < errs->n; i++) {
+		const struct config_error *e = &errs->v[i];
+		struct log_line l;
+		if (!log_begin(&l, LOG_ERROR, "config error"))
+			return;
+		log_str(&l, "file", w->path);
+		log_u64(&l, "line", e->line);
+		log_u64(&l, "col", e->col);
+		log_str(&l, "path", e->path && *e->path ? e->path : "$");
+		log_str(&l, "error", e->msg);
+		log_end(&l);
+	}
+	if (errs->dropped) {
+		struct log_line l;
+		if (log_begin(&l, LOG_ERROR, "config error")) {
+			log_str(&l, "file", w->path);
+			log_u64(&l, "more_errors", errs->dropped);
+			log_end(&l);
+		}
+	}
+}
+
+static void log_loaded(const struct watch *w, const struct snapshot *s)
+{
+	struct log_line l;
+	if (!log_begin(&l, LOG_INFO, "config loaded"))
+		return;
+	log_str(&l, "file", w->path ? w->path : "-");
+	log_u64(&l, "version", s->version);
+	log_u64(&l, "loaded_at_ms", s->loaded_at_ms);
+	log_u64(&l, "workloads", s->cfg->nworkloads);
+	log_u64(&l, "services", s->cfg->nservices);
+	log_u64(&l, "policies", s->cfg->npolicies);
+	log_end(&l);
+}
+
+/* Load, validate and publish. `initial` makes failure fatal to the caller
+ * instead of keeping the previous snapshot. */
+static int load(struct watch *w, bool initial)
+{
+	struct config *cfg = NULL;
+	struct config_errors errs = { 0 };
+	char *buf = NULL;
+	size_t len = 0;
+	int err;
+
+	if (!w->path) {
+		cfg = config_empty();
+		err = cfg ? 0 : -ENOMEM;
+	} else if ((err = read_file(w->path, &buf, &len)) == 0) {
+		uint64_t h = fnv64(buf, len);
+		if (!initial && w->seen_valid && h == w->seen_hash) {
+			free(buf);
+			return 0;	/* same bytes as last time: nothing to do */
+		}
+		w->seen_hash = h;
+		w->seen_valid = true;
+		err = config_parse(buf, len, w->path, &cfg, &errs);
+		free(buf);
+	}
+	if (err < 0) {
+		bool listed = errs.n || errs.dropped;
+		atomic_fetch_add(&w->failures, 1);
+		log_errors(w, &errs);
+		config_errors_free(&errs);
+		struct log_line l;
+		if (log_begin(&l, LOG_ERROR, initial ? "config rejected" : "config reload rejected")) {
+			log_str(&l, "file", w->path);
+			if (!listed)
+				log_err(&l, "error", err);
+			log_u64(&l, "failures", atomic_load(&w->failures));
+			if (!initial)
+				log_u64(&l, "kept_version", atomic_load(&w->slot->version));
+			log_end(&l);
+		}
+		return err;
+	}
+	config_errors_free(&errs);
+	struct snapshot *s;
+	if ((err = snapshot_new(cfg, &s)) < 0)
+		return err;
+	slot_publish(w->slot, s);
+	atomic_fetch_add(&w->reloads, 1);
+	log_loaded(w, s);
+	if (w->on_publish)
+		w->on_publish(w->arg);
+	return 0;
+}
+
+int watch_init(struct watch *w, const char *path, struct snapshot_slot *slot)
+{
+	memset(w, 0, sizeof(*w));
+	w->slot = slot;
+	w->ino_fd = -1;
+	w->wd = -1;
+	op_init(&w->op_event, OP_WATCH_EVENT, 0);
+	op_init(&w->op_debounce, OP_WATCH_DEBOUNCE, 0);
+	if (path) {
+		char tmp[PATH_MAX];
+		w->path = strdup(path);
+		snprintf(tmp, sizeof(tmp), "%s", path);
+		w->dir = strdup(dirname(tmp));
+		snprintf(tmp, sizeof(tmp), "%s", path);
+		w->base = strdup(basename(tmp));
+		if (!w->path || !w->dir || !w->base)
+			return -ENOMEM;
+	}
+	return load(w, true);
+}
+
+static void arm_event(struct watch *w, struct io_uring *ring)
+{
+	struct io_uring_sqe *sqe = ring_sqe_op(ring, &w->op_event);
+	io_uring_prep_poll_add(sqe, w->ino_fd, POLLIN);
+	w->event_armed = true;
+}
+
+static void arm_timer(struct watch *w, struct io_uring *ring, uint64_t ns)
+{
+	w->debounce_ts.tv_sec = (long long)(ns / 1000000000ull);
+	w->debounce_ts.tv_nsec = (long long)(ns % 1000000000ull);
+	struct io_uring_sqe *sqe = ring_sqe_op(ring, &w->op_debounce);
+	io_uring_prep_timeout(sqe, &w->debounce_ts, 0, 0);
+	w->timer_armed = true;
+}
+
+int watch_start(struct watch *w, struct io_uring *ring)
+{
+	if (!w->path)
+		return 0;
+	w->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (w->ino_fd < 0)
+		return -errno;
+	w->wd = inotify_add_watch(w->ino_fd, w->dir, WATCH_MASK);
+	if (w->wd < 0)
+		return -errno;
+	arm_event(w, ring);
+	return 0;
+}
+
+void watch_reload(struct watch *w)
+{
+	if (!w->path)
+		return;
+	/* An explicit request reloads even identical bytes. */
+	w->seen_valid = false;
+	load(w, false);
+}
+
+/* Does this event concern our file? Our name, a Kubernetes "..data" swap,
+ * or the directory itself. */
+static bool relevant(const struct watch *w, const struct inotify_event *ev)
+{
+	if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED | IN_Q_OVERFLOW))
+		return true;
+	if (!ev->len)
+		return false;
+	return strcmp(ev->name, w->base) == 0 || strncmp(ev->name, "..", 2) == 0;
+}
+
+static void drain_events(struct watch *w)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t n;
+	while ((n = read(w->ino_fd, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+			if (relevant(w, ev))
+				w->pending = true;
+			if (ev->mask & IN_IGNORED)
+				w->wd = -1;	/* the directory went away */
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+}
+
+void watch_on_event(struct watch *w, struct io_uring *ring, const struct io_uring_cqe *cqe)
+{
+	w->event_armed = false;
+	if (w->stopping)
+		return;
+	drain_events(w);
+	if (w->pending) {
+		w->due_ns = now_ns() + DEBOUNCE_MS * 1000000ull;
+		if (!w->timer_armed)
+			arm_timer(w, ring, DEBOUNCE_MS * 1000000ull);
+	}
+	arm_event(w, ring);
+}
+
+void watch_on_debounce(struct watch *w, struct io_uring *ring, const struct io_uring_cqe *cqe)
+{
+	w->timer_armed = false;
+	if (w->stopping)
+		return;
+	uint64_t now = now_ns();
+	if (now < w->due_ns) {
+		arm_timer(w, ring, w->due_ns - now);	/* more events came: wait on */
+		return;
+	}
+	if (w->wd < 0) {
+		/* The directory was replaced: watch the new one, retry soon. */
+		w->wd = inotify_add_watch(w->ino_fd, w->dir, WATCH_MASK);
+		if (w->wd < 0) {
+			arm_timer(w, ring, 1000 * 1000000ull);
+			return;
+		}
+	}
+	w->pending = false;
+	load(w, false);
+}
+
+bool watch_idle(const struct watch *w)
+{
+	return !w->event_armed && !w->timer_armed;
+}
+
+bool watch_stop(struct watch *w, struct io_uring *ring)
+{
+	if (!w->stopping) {
+		w->stopping = true;
+		if (w->event_armed)
+			ring_cancel_op(ring, &w->op_event);
+		if (w->timer_armed)
+			ring_cancel_op(ring, &w->op_debounce);
+	}
+	return watch_idle(w);
+}
+
+void watch_deinit(struct watch *w)
+{
+	if (w->ino_fd >= 0)
+		close(w->ino_fd);
+	free(w->path);
+	free(w->dir);
+	free(w->base);
+	w->ino_fd = -1;
+	w->path = w->dir = w->base = NULL;
+}
