@@ -41,6 +41,9 @@ Options:
   --mem-conns N       idle connections for the memory row (default 4000)
   --max-conns N       idle connections tried for the maxconn row (default 9500)
   --nginx-workers N   nginx worker processes (default 1)
+  --haproxy-splice M  auto: "option splice-auto" (default, as docs/benchmarks.md
+                      explains); always: splice-request + splice-response;
+                      off: no splicing
   --keep              keep the scratch directory (logs, configs)
   --setup-only        build the topology, start the servers and HAProxy, print
                       how to reach them, and wait (Ctrl-C cleans up): for
@@ -69,6 +72,7 @@ wrk_conns=32
 mem_conns=4000
 max_conns=9500
 nginx_workers=1
+haproxy_splice=auto
 keep=0
 quick=0
 setup_only=0
@@ -88,6 +92,7 @@ while [ $# -gt 0 ]; do
     --mem-conns) mem_conns="$2"; shift 2 ;;
     --max-conns) max_conns="$2"; shift 2 ;;
     --nginx-workers) nginx_workers="$2"; shift 2 ;;
+    --haproxy-splice) haproxy_splice="$2"; shift 2 ;;
     --keep) keep=1; shift ;;
     --setup-only) setup_only=1; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -101,6 +106,12 @@ for n in "$workers" "$repeats" "$duration" "$wrk_conns" "$mem_conns" "$max_conns
   [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "bad number '$n'"
 done
 [[ "$rate" =~ ^[1-9][0-9]*$ ]] || die "bad --rate '$rate'"
+case "$haproxy_splice" in
+  auto) haproxy_splice_opts="option splice-auto" ;;
+  always) haproxy_splice_opts="option splice-request\n    option splice-response" ;;
+  off) haproxy_splice_opts="# no splicing (--haproxy-splice off)" ;;
+  *) die "--haproxy-splice: want auto, always or off" ;;
+esac
 [ -z "$pump" ] || [ -z "$pumps" ] || die "--pump and --pumps exclude each other"
 [ -n "$pumps" ] || pumps="$pump"
 for m in ${pumps//,/ }; do
@@ -268,7 +279,7 @@ fill() {  # TEMPLATE OUT: replace @VARS@
   sed -e "s|@DIR@|$dir|g" -e "s|@WORKERS@|$workers|g" -e "s|@NOFILE@|$nofile|g" \
       -e "s|@NGINX_WORKERS@|$nginx_workers|g" -e "s|@HAPROXY_PORT@|$HAPROXY_PORT|g" \
       -e "s|@HAPROXY_SRC@|$IP_HASRC|g" -e "s|@MAXCONN@|$haproxy_maxconn|g" \
-      -e "s|@MAXPIPES@|$haproxy_maxpipes|g" "$1" >"$2"
+      -e "s|@MAXPIPES@|$haproxy_maxpipes|g" -e "s|@SPLICE@|$haproxy_splice_opts|g" "$1" >"$2"
 }
 
 start_servers() {
@@ -305,6 +316,28 @@ start_haproxy() {
   haproxy_pid=$!
   pids+=("$haproxy_pid")
   wait_listen "$CLI" "$HAPROXY_PORT" "$haproxy_pid" haproxy
+}
+
+# One "show info" field from HAProxy's stats socket ("" if unavailable).
+haproxy_info() {
+  [ -n "$haproxy_pid" ] && [ -S "$dir/haproxy.sock" ] || return 0
+  python3 - "$dir/haproxy.sock" "$1" <<'PY' 2>/dev/null || true
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(2)
+s.connect(sys.argv[1])
+s.sendall(b"show info\n")
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+for line in data.decode().splitlines():
+    k, _, v = line.partition(": ")
+    if k == sys.argv[2]:
+        print(v)
+PY
 }
 
 stop_haproxy() {
@@ -521,7 +554,7 @@ def noise(path):
 header = [
   ("host", "$(uname -r) $(uname -m), $(nproc) CPUs ($cpu), $mem"),
   ("zring", """$zring_version""" + " ($zring_src" + (", pumps: ${pumps:-default}" if any(p.startswith("zring") for p in paths) else "") + ")"),
-  ("HAProxy", "$(haproxy -v | head -n1 | awk '{print $3}') (nbthread $workers, option splice-auto, transparent original-destination)"),
+  ("HAProxy", "$(haproxy -v | head -n1 | awk '{print $3}') (nbthread $workers, splice $haproxy_splice: ${haproxy_spliced:-n/a}; transparent original-destination, maxpipes $haproxy_maxpipes)"),
   ("nginx", "$(nginx -v 2>&1 | awk -F/ '{print $2}') ($nginx_workers worker(s), 128-byte file)"),
   ("tools", "$(iperf3 -v | head -n1 | awk '{print "iperf3 "$2}'), wrk $(wrk -v 2>&1 | head -n1 | awk '{print $2}'), Python $(python3 -c 'import platform; print(platform.python_version())')"),
   ("parameters", "workers $workers, $repeats repeat(s), ${duration} s runs, wrk -t1 -c $wrk_conns, latency $rate req/s per path, memory over $mem_conns idle conns, maxconn tries $max_conns, ulimit -n $nofile"),
@@ -571,11 +604,15 @@ EOF
   for _ in $(seq 7200); do sleep 1; done  # gives up after 2 hours
 fi
 
+haproxy_spliced="not measured"
 if wants throughput; then
   say "throughput (iperf3, ${duration} s, 1 stream)"
   run_row m_throughput 1
   say "throughput (iperf3, ${duration} s, 4 streams)"
   run_row m_throughput 4
+  # Did HAProxy really splice? (splice-auto decides by itself.)
+  haproxy_spliced="$(haproxy_info TotalSplicdedBytesOut)"
+  [ -z "$haproxy_spliced" ] || haproxy_spliced="$(( haproxy_spliced / 1000000 )) MB spliced during the throughput rows"
 fi
 if wants cps; then
   say "new connections per second (wrk -c $wrk_conns, Connection: close)"

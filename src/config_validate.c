@@ -88,7 +88,8 @@ static struct sref *sorted_keys(struct vctx *c, size_t count, size_t stride,
 		if (k && *k)
 			v[(*n)++] = (struct sref){ k, i };
 	}
-	qsort(v, *n, sizeof(*v), sref_cmp);
+	if (*n > 1)
+		qsort(v, *n, sizeof(*v), sref_cmp);
 	return v;
 }
 
@@ -199,7 +200,8 @@ static struct aref *check_addresses(struct vctx *c, size_t *np)
 		for (size_t j = 0; j < cfg->workloads[i].nips; j++)
 			v[(*np)++] = (struct aref){ cfg->workloads[i].network,
 						    &cfg->workloads[i].ips[j], i };
-	qsort(v, n, sizeof(*v), aref_cmp);
+	if (n > 1)
+		qsort(v, n, sizeof(*v), aref_cmp);
 	size_t run = 0;
 	for (size_t i = 1; i < n; i++) {
 		if (aref_cmp_addr(&v[i], &v[run]) != 0) {
@@ -296,7 +298,8 @@ static struct vref *vip_list(struct vctx *c, bool ports, size_t *np)
 			}
 		}
 	}
-	qsort(v, n, sizeof(*v), vref_cmp);
+	if (n > 1)
+		qsort(v, n, sizeof(*v), vref_cmp);
 	return v;
 }
 

@@ -94,8 +94,7 @@ static int conn_connect(struct conn *c)
 	uint32_t mark = w->opts->mark;
 	if (mark && setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0)
 		return -errno;
-	set_nodelay(fd);
-	set_nodelay(c->fd[SIDE_CLIENT]);
+	set_nodelay(fd);	/* the client socket inherited it from the listener */
 
 	/* The connect and its timeout must reach the kernel in one submit, or
 	 * the link would be cut at the batch boundary. */
@@ -135,21 +134,17 @@ void conn_accept(struct listener *l, int fd)
 		close(fd);
 		return;
 	}
-	union addr local;
 	socklen_t len = sizeof(c->src);
 	getpeername(fd, &c->src.sa, &len);
 	addr_unmap(&c->src);
-	len = sizeof(local);
-	getsockname(fd, &local.sa, &len);
-	addr_unmap(&local);
 
 	int err = origdst_get(fd, l->addr.sa.sa_family, &c->dst);
 	if (err < 0) {
 		conn_close(c, err, "no original destination", true);
 	} else if ((err = conn_route(c)) < 0) {
 		conn_close(c, err, "no healthy endpoint", true);
-	} else if (origdst_is_self(&c->dst, &local, c->w->opts) ||
-		   origdst_is_self(&c->upstream, &local, c->w->opts)) {
+	} else if (origdst_is_self_fd(&c->dst, fd, c->w->opts) ||
+		   origdst_is_self_fd(&c->upstream, fd, c->w->opts)) {
 		conn_close(c, 0, "destination is zring itself", true);
 	} else if ((err = conn_connect(c)) == -EMFILE || err == -ENFILE) {
 		worker_pause_accept(c->w, err);

@@ -56,3 +56,18 @@ bool origdst_is_self(const union addr *dst, const union addr *local,
 		return addr_is_loopback(dst) || addr_is_any(dst) || same_host(dst, local);
 	return false;
 }
+
+bool origdst_is_self_fd(const union addr *dst, int fd, const struct opts *opts)
+{
+	uint16_t port = addr_port(dst);
+	if (port == 0)
+		return true;
+	if (!port_in(port, &opts->outbound) && !port_in(port, &opts->inbound))
+		return false;
+	union addr local;
+	socklen_t len = sizeof(local);
+	if (getsockname(fd, &local.sa, &len) < 0)
+		return true;	/* cannot tell: refuse, the safe side */
+	addr_unmap(&local);
+	return origdst_is_self(dst, &local, opts);
+}

@@ -103,6 +103,8 @@ static void move(struct conn *c, unsigned d)
 			pd->len = (uint32_t)n;
 			if (flush(c, d) < 0)
 				return;
+			if (n < SPLICE_CHUNK)
+				break;	/* most likely drained: let poll say, not EAGAIN */
 			continue;
 		}
 		if (n < 0 && errno == EINTR)

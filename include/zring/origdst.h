@@ -27,4 +27,11 @@ int origdst_get(int fd, int family, union addr *out);
 bool origdst_is_self(const union addr *dst, const union addr *local,
 		     const struct opts *opts);
 
+/*
+ * The same question for accepted socket `fd`, asking the kernel for the
+ * local address only when dst's port is one of ours (the common case, any
+ * other port, costs no syscall).
+ */
+bool origdst_is_self_fd(const union addr *dst, int fd, const struct opts *opts);
+
 #endif
