@@ -109,6 +109,8 @@ static const struct sref *lower_bound(const struct sref *v, size_t n, const char
 
 static const struct sref *find_key(const struct sref *v, size_t n, const char *key)
 {
+	if (n == 0)
+		return NULL;
 	const struct sref *r = lower_bound(v, n, key);
 	return r < v + n && strcmp(r->key, key) == 0 ? r : NULL;
 }
