@@ -3,8 +3,9 @@
 #
 # Builds a client and a server network namespace joined by a veth pair, runs
 # nginx, iperf3 and an echo server in the server namespace, and zring (with
-# deploy/iptables/zring-iptables.sh's capture rules) and HAProxy (transparent,
-# original-destination mode, `option splice-auto`) in the client namespace.
+# deploy/iptables/zring-iptables.sh's capture rules) and HAProxy 2.6
+# (transparent original-destination mode; `option splice-auto`, and forced
+# splicing too, see --haproxy-splice) in the client namespace.
 # Then it measures, path by path and interleaved: iperf3 throughput (1 and 4
 # streams), new connections per second (wrk, Connection: close), p50/p99
 # latency at a fixed rate (scripts/bench/latency.py), memory and fds per idle
@@ -35,15 +36,16 @@ Options:
   --repeats N         runs of each measurement, median reported (default 3)
   --duration S        seconds per throughput/cps/latency run (default 10)
   --rate R            latency probe: requests per second to each path
-                      (default 400; the paths take turns, so the probe
-                      sends R x paths per second in all)
+                      (default 250; the paths take turns, so the probe
+                      sends R x paths per second in all); it runs for twice
+                      the --duration
   --conns C           wrk connections for the cps row (default 32)
   --mem-conns N       idle connections for the memory row (default 4000)
   --max-conns N       idle connections tried for the maxconn row (default 9500)
-  --nginx-workers N   nginx worker processes (default 1)
-  --haproxy-splice M  auto: "option splice-auto" (default, as docs/benchmarks.md
-                      explains); always: splice-request + splice-response;
-                      off: no splicing
+  --nginx-workers N   nginx worker processes (default: one per CPU)
+  --haproxy-splice L  HAProxy columns, one per splice mode (default auto,always):
+                      auto = "option splice-auto", always = splice-request +
+                      splice-response, off = none. Ratios use the first.
   --keep              keep the scratch directory (logs, configs)
   --setup-only        build the topology, start the servers and HAProxy, print
                       how to reach them, and wait (Ctrl-C cleans up): for
@@ -67,12 +69,12 @@ only="throughput,cps,latency,memory,maxconn"
 paths_opt="direct,haproxy,zring"
 repeats=3
 duration=10
-rate=400
+rate=250
 wrk_conns=32
 mem_conns=4000
 max_conns=9500
-nginx_workers=1
-haproxy_splice=auto
+nginx_workers="$(nproc)"
+haproxy_splice=auto,always
 keep=0
 quick=0
 setup_only=0
@@ -106,12 +108,9 @@ for n in "$workers" "$repeats" "$duration" "$wrk_conns" "$mem_conns" "$max_conns
   [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "bad number '$n'"
 done
 [[ "$rate" =~ ^[1-9][0-9]*$ ]] || die "bad --rate '$rate'"
-case "$haproxy_splice" in
-  auto) haproxy_splice_opts="option splice-auto" ;;
-  always) haproxy_splice_opts="option splice-request\n    option splice-response" ;;
-  off) haproxy_splice_opts="# no splicing (--haproxy-splice off)" ;;
-  *) die "--haproxy-splice: want auto, always or off" ;;
-esac
+for m in ${haproxy_splice//,/ }; do
+  case "$m" in auto|always|off) ;; *) die "--haproxy-splice: want auto, always or off, not '$m'" ;; esac
+done
 [ -z "$pump" ] || [ -z "$pumps" ] || die "--pump and --pumps exclude each other"
 [ -n "$pumps" ] || pumps="$pump"
 for m in ${pumps//,/ }; do
@@ -135,7 +134,8 @@ ZRING_IPTABLES="${ZRING_IPTABLES:-$root/deploy/iptables/zring-iptables.sh}"
 paths=()
 for p in ${paths_opt//,/ }; do
   case "$p" in
-    direct|haproxy) paths+=("$p") ;;
+    direct) paths+=("$p") ;;
+    haproxy) for m in ${haproxy_splice//,/ }; do paths+=("haproxy-$m"); done ;;
     zring)
       if [ ! -x "$ZRING_BIN" ]; then
         say "warning: no zring binary at $ZRING_BIN (set ZRING_BIN); benchmarking without zring"
@@ -158,11 +158,12 @@ nofile="$(ulimit -n)"
 #   client netns (CLI)                         server netns (SRV)
 #   198.18.0.1  (client, proxies)  ── veth ──  198.18.0.2  zring's target
 #   198.18.0.11 (HAProxy upstream source)      198.18.0.3  direct target
-#                                              198.18.0.4  HAProxy's target
-# Each path has its own server address so that all three coexist with the
-# capture rules installed (chain ZRB_BENCH, ahead of zring's ZRING_OUTPUT):
+#                                              198.18.0.4-6 HAProxy's targets
+# Each path has its own server address so that all coexist with the capture
+# rules installed (chain ZRB_BENCH, ahead of zring's ZRING_OUTPUT):
 #   -d .3 ACCEPT (direct: no redirect) ; -s .11 ACCEPT (HAProxy's upstream)
-#   -d .4 REDIRECT :15201 (into HAProxy) ; everything else -> zring's rules.
+#   -d .4/.5/.6 REDIRECT :15201/2/3 (into HAProxy splice auto/always/off);
+#   everything else -> zring's rules.
 # 198.18.0.0/15 is the range RFC 2544 sets aside for benchmarks.
 
 tag="$$"
@@ -174,8 +175,12 @@ IP_CLI=198.18.0.1
 IP_HASRC=198.18.0.11
 IP_ZRING=198.18.0.2
 IP_DIRECT=198.18.0.3
-IP_HAPROXY=198.18.0.4
-HAPROXY_PORT=15201
+declare -A HAP_IP=([auto]=198.18.0.4 [always]=198.18.0.5 [off]=198.18.0.6)
+declare -A HAP_PORT=([auto]=15201 [always]=15202 [off]=15203)
+declare -A HAP_SPLICE=([auto]="option splice-auto"
+                       [always]="option splice-request\n    option splice-response"
+                       [off]="# no splicing (--haproxy-splice off)")
+declare -A hap_pid=()
 ECHO_PORT=7000
 ts="$(date -u +%Y%m%dT%H%M%SZ)"
 dir="$(mktemp -d /tmp/zring-bench.XXXXXX)"
@@ -186,7 +191,6 @@ results="$dir/results.jsonl"
 pids=()          # every process we started, by id
 zring_pid=""
 zring_mode=""
-haproxy_pid=""
 
 in_cli() { ip netns exec "$CLI" "$@"; }
 in_srv() { ip netns exec "$SRV" "$@"; }
@@ -228,7 +232,7 @@ setup_netns() {
   in_srv ip link set lo up
   in_cli ip addr add "$IP_CLI/24" dev "$VC"
   in_cli ip addr add "$IP_HASRC/24" dev "$VC"
-  for a in "$IP_ZRING" "$IP_DIRECT" "$IP_HAPROXY"; do
+  for a in "$IP_ZRING" "$IP_DIRECT" "${HAP_IP[@]}"; do
     in_srv ip addr add "$a/24" dev "$VS"
   done
   in_cli ip link set "$VC" up
@@ -254,7 +258,10 @@ install_rules() {
   in_cli iptables -w -t nat -N ZRB_BENCH
   in_cli iptables -w -t nat -A ZRB_BENCH -d "$IP_DIRECT" -j ACCEPT
   in_cli iptables -w -t nat -A ZRB_BENCH -s "$IP_HASRC" -j ACCEPT
-  in_cli iptables -w -t nat -A ZRB_BENCH -d "$IP_HAPROXY" -p tcp -j REDIRECT --to-ports "$HAPROXY_PORT"
+  local m
+  for m in "${!HAP_IP[@]}"; do
+    in_cli iptables -w -t nat -A ZRB_BENCH -d "${HAP_IP[$m]}" -p tcp -j REDIRECT --to-ports "${HAP_PORT[$m]}"
+  done
   in_cli iptables -w -t nat -I OUTPUT 1 -j ZRB_BENCH
   # The nat rules turn conntrack on in this namespace; keep its table from
   # filling up with TIME_WAIT entries during the connections-per-second runs.
@@ -275,11 +282,13 @@ wait_listen() {  # NETNS PORT PID WHAT
   die "$what does not listen on :$port after 10 s (logs in $dir)"
 }
 
-fill() {  # TEMPLATE OUT: replace @VARS@
+fill() {  # TEMPLATE OUT [HAPROXY-MODE]: replace @VARS@
+  local m="${3:-auto}"
   sed -e "s|@DIR@|$dir|g" -e "s|@WORKERS@|$workers|g" -e "s|@NOFILE@|$nofile|g" \
-      -e "s|@NGINX_WORKERS@|$nginx_workers|g" -e "s|@HAPROXY_PORT@|$HAPROXY_PORT|g" \
+      -e "s|@NGINX_WORKERS@|$nginx_workers|g" -e "s|@HAPROXY_PORT@|${HAP_PORT[$m]}|g" \
       -e "s|@HAPROXY_SRC@|$IP_HASRC|g" -e "s|@MAXCONN@|$haproxy_maxconn|g" \
-      -e "s|@MAXPIPES@|$haproxy_maxpipes|g" -e "s|@SPLICE@|$haproxy_splice_opts|g" "$1" >"$2"
+      -e "s|@MAXPIPES@|$haproxy_maxpipes|g" -e "s|@SPLICE@|${HAP_SPLICE[$m]}|g" \
+      -e "s|@NAME@|haproxy-$m|g" "$1" >"$2"
 }
 
 start_servers() {
@@ -307,21 +316,23 @@ start_servers() {
 haproxy_maxpipes=100
 haproxy_maxconn=$(( (nofile - 2 * haproxy_maxpipes - 200) / 2 ))
 
-start_haproxy() {
-  [ -z "$haproxy_pid" ] || stop_haproxy
-  fill "$here/haproxy.cfg.in" "$dir/haproxy.cfg"
-  in_cli haproxy -c -q -f "$dir/haproxy.cfg" >"$dir/haproxy-check.log" 2>&1 ||
-    { cat "$dir/haproxy-check.log" >&2; die "haproxy rejects its config"; }
-  ip netns exec "$CLI" haproxy -db -f "$dir/haproxy.cfg" >>"$dir/haproxy.log" 2>&1 &
-  haproxy_pid=$!
-  pids+=("$haproxy_pid")
-  wait_listen "$CLI" "$HAPROXY_PORT" "$haproxy_pid" haproxy
+start_haproxy() {  # MODE
+  local m="$1" cfg="$dir/haproxy-$1.cfg"
+  stop_haproxy "$m"
+  fill "$here/haproxy.cfg.in" "$cfg" "$m"
+  in_cli haproxy -c -q -f "$cfg" >"$dir/haproxy-$m-check.log" 2>&1 ||
+    { cat "$dir/haproxy-$m-check.log" >&2; die "haproxy rejects $cfg"; }
+  ip netns exec "$CLI" haproxy -db -f "$cfg" >>"$dir/haproxy-$m.log" 2>&1 &
+  hap_pid[$m]=$!
+  pids+=("$!")
+  wait_listen "$CLI" "${HAP_PORT[$m]}" "$!" "haproxy ($m)"
 }
 
 # One "show info" field from HAProxy's stats socket ("" if unavailable).
-haproxy_info() {
-  [ -n "$haproxy_pid" ] && [ -S "$dir/haproxy.sock" ] || return 0
-  python3 - "$dir/haproxy.sock" "$1" <<'PY' 2>/dev/null || true
+haproxy_info() {  # MODE FIELD
+  local sock="$dir/haproxy-$1.sock"
+  [ -n "${hap_pid[$1]:-}" ] && [ -S "$sock" ] || return 0
+  python3 - "$sock" "$2" <<'PY' 2>/dev/null || true
 import socket, sys
 s = socket.socket(socket.AF_UNIX)
 s.settimeout(2)
@@ -340,9 +351,9 @@ for line in data.decode().splitlines():
 PY
 }
 
-stop_haproxy() {
-  [ -n "$haproxy_pid" ] && stop_pid "$haproxy_pid"
-  haproxy_pid=""
+stop_haproxy() {  # MODE
+  [ -z "${hap_pid[$1]:-}" ] || stop_pid "${hap_pid[$1]}"
+  hap_pid[$1]=""
 }
 
 start_zring() {  # MODE ("default" = zring's own choice)
@@ -373,11 +384,12 @@ use_path() {
   local path="$1" fresh="${2:-0}"
   case "$path" in
     direct) target="$IP_DIRECT" proxy_pid="" ;;
-    haproxy)
-      if [ "$fresh" = 1 ] || [ -z "$haproxy_pid" ] || ! kill -0 "$haproxy_pid" 2>/dev/null; then
-        start_haproxy
+    haproxy-*)
+      local m="${path#haproxy-}"
+      if [ "$fresh" = 1 ] || [ -z "${hap_pid[$m]:-}" ] || ! kill -0 "${hap_pid[$m]}" 2>/dev/null; then
+        start_haproxy "$m"
       fi
-      target="$IP_HAPROXY" proxy_pid="$haproxy_pid" ;;
+      target="${HAP_IP[$m]}" proxy_pid="${hap_pid[$m]}" ;;
     zring-*)
       local mode="${path#zring-}"
       if [ "$fresh" = 1 ] || [ "$zring_mode" != "$mode" ] || ! kill -0 "$zring_pid" 2>/dev/null; then
@@ -447,7 +459,7 @@ m_cps() {
 # With several zring pump modes, each gets its own probe run alongside direct
 # and HAProxy (which so get one sample per mode and run).
 m_latency() {  # GROUP REP  (GROUP: paths joined by '+')
-  local group="$1" rep="$2" mode key out p targets=() ip
+  local group="$1" rep="$2" mode key out p targets=()
   for p in ${group//+/ }; do
     use_path "$p"
     targets+=(--target "$p=$target:80")
@@ -455,8 +467,8 @@ m_latency() {  # GROUP REP  (GROUP: paths joined by '+')
   for mode in keepalive newconn; do
     key=ka; [ "$mode" = newconn ] && key=nc
     out="$dir/lat-${group//+/_}-$rep-$mode.json"
-    if ! in_cli timeout $((duration * 2 + 60)) python3 "$here/latency.py" "${targets[@]}" \
-          --rate "$rate" --duration "$duration" --mode "$mode" >"$out" 2>"$out.err"; then
+    if ! in_cli timeout $((duration * 4 + 60)) python3 "$here/latency.py" "${targets[@]}" \
+          --rate "$rate" --duration $((duration * 2)) --mode "$mode" >"$out" 2>"$out.err"; then
       for p in ${group//+/ }; do
         record "lat_${key}_p50" "$p" "$rep" "$(jget "$out" "targets.$p.p50_us")" \
           "latency.py failed: $(tail -c 300 "$out.err" | tr '\n' ' ')"
@@ -508,7 +520,7 @@ m_maxconn() {
   record maxconn "$path" "$rep" "$alive" "$note" "$res"
   say "  $path maxconn: $res"
   # A proxy left at its fd limit is restarted before the next row.
-  case "$path" in haproxy) stop_haproxy ;; zring-*) stop_zring ;; esac
+  case "$path" in haproxy-*) stop_haproxy "${path#haproxy-}" ;; zring-*) stop_zring ;; esac
 }
 
 # Runs measurement FN for every path, REPEATS times, rotating the order of
@@ -554,7 +566,7 @@ def noise(path):
 header = [
   ("host", "$(uname -r) $(uname -m), $(nproc) CPUs ($cpu), $mem"),
   ("zring", """$zring_version""" + " ($zring_src" + (", pumps: ${pumps:-default}" if any(p.startswith("zring") for p in paths) else "") + ")"),
-  ("HAProxy", "$(haproxy -v | head -n1 | awk '{print $3}') (nbthread $workers, splice $haproxy_splice: ${haproxy_spliced:-n/a}; transparent original-destination, maxpipes $haproxy_maxpipes)"),
+  ("HAProxy", "$(haproxy -v | head -n1 | awk '{print $3}') (nbthread $workers, transparent original-destination, maxconn $haproxy_maxconn, maxpipes $haproxy_maxpipes; spliced during the throughput rows: $haproxy_spliced)"),
   ("nginx", "$(nginx -v 2>&1 | awk -F/ '{print $2}') ($nginx_workers worker(s), 128-byte file)"),
   ("tools", "$(iperf3 -v | head -n1 | awk '{print "iperf3 "$2}'), wrk $(wrk -v 2>&1 | head -n1 | awk '{print $2}'), Python $(python3 -c 'import platform; print(platform.python_version())')"),
   ("parameters", "workers $workers, $repeats repeat(s), ${duration} s runs, wrk -t1 -c $wrk_conns, latency $rate req/s per path, memory over $mem_conns idle conns, maxconn tries $max_conns, ulimit -n $nofile"),
@@ -562,6 +574,7 @@ header = [
   ("topology", "client netns ⇄ veth ⇄ server netns; proxies in the client netns behind iptables REDIRECT; all on one shared $(nproc)-core machine"),
 ]
 json.dump({"timestamp": ts, "paths": paths, "header": header,
+           "ratio_ref": next((p for p in paths if p.startswith("haproxy")), None),
            "params": {"rate": $rate, "mem_conns": $mem_conns, "max_conns": $max_conns,
                       "repeats": $repeats}}, open(out, "w"))
 PY
@@ -588,15 +601,19 @@ if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d[
 fi
 
 if [ "$setup_only" = 1 ]; then
-  start_haproxy
+  hap_where=""
+  for m in ${haproxy_splice//,/ }; do
+    start_haproxy "$m"
+    hap_where+=" ${HAP_IP[$m]} via HAProxy splice $m (:${HAP_PORT[$m]}, pid ${hap_pid[$m]});"
+  done
   cat >&2 <<EOF
 [bench] topology is up for 2 hours (Ctrl-C cleans up sooner):
   client netns $CLI: ip netns exec $CLI bash
      zring's capture rules are installed; start zring yourself, e.g.
      ip netns exec $CLI $ZRING_BIN --workers $workers --log-level warn
   server netns $SRV: nginx :80 (/small, 128 B), iperf3 -s :5201, echo :$ECHO_PORT
-  targets from the client netns: $IP_ZRING via zring (:15001),
-     $IP_HAPROXY via HAProxy (:$HAPROXY_PORT, pid $haproxy_pid), $IP_DIRECT direct
+  targets from the client netns: $IP_ZRING via zring (:15001), $IP_DIRECT direct,
+    $hap_where
   e.g. ip netns exec $CLI iperf3 -c $IP_ZRING -t 5
   scratch: $dir
 EOF
@@ -611,8 +628,11 @@ if wants throughput; then
   say "throughput (iperf3, ${duration} s, 4 streams)"
   run_row m_throughput 4
   # Did HAProxy really splice? (splice-auto decides by itself.)
-  haproxy_spliced="$(haproxy_info TotalSplicdedBytesOut)"
-  [ -z "$haproxy_spliced" ] || haproxy_spliced="$(( haproxy_spliced / 1000000 )) MB spliced during the throughput rows"
+  haproxy_spliced=""
+  for m in ${haproxy_splice//,/ }; do
+    b="$(haproxy_info "$m" TotalSplicdedBytesOut)"
+    haproxy_spliced+="${haproxy_spliced:+, }$m ${b:+$(( b / 1000000 )) MB}"
+  done
 fi
 if wants cps; then
   say "new connections per second (wrk -c $wrk_conns, Connection: close)"

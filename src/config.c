@@ -8,7 +8,6 @@
  */
 #include "config_int.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -386,12 +385,4 @@ const char *config_scope_name(enum policy_scope s)
 const char *config_action_name(enum policy_action a)
 {
 	return a == ACTION_DENY ? "Deny" : "Allow";
-}
-
-const char *config_ip_format(const struct ip *ip, char *buf, size_t len)
-{
-	if (!inet_ntop(ip->family == AF_INET6 ? AF_INET6 : AF_INET, ip->bytes, buf,
-		       (socklen_t)len))
-		snprintf(buf, len, "?");
-	return buf;
 }

@@ -6,6 +6,7 @@
  *                      depth) and the line:column of any cJSON node
  *   config_fields.c    the validation context: arena, JSON paths, errors,
  *                      typed values, table-driven objects
+ *   config_shapes.c    names, hostnames, addresses, CIDRs, VIPs
  *   config_model.c     workloads and services, field by field
  *   config_policy.c    authorization policies
  *   config_validate.c  checks across objects and derived data
@@ -142,7 +143,7 @@ void vdup_keys(struct vctx *c, const cJSON *v);
 /* s, or the shared "" when s is NULL. */
 static inline char *vor_empty(struct vctx *c, char *s) { return s ? s : c->empty; }
 
-/* String shapes; each reports its error at v. */
+/* String shapes (config_shapes.c); each reports its error at v. */
 bool check_id(struct vctx *c, const cJSON *v, const char *s);		/* non-empty, no control */
 bool check_segment(struct vctx *c, const cJSON *v, const char *s);	/* [A-Za-z0-9._-]+ */
 bool check_hostname(struct vctx *c, const cJSON *v, const char *s);
@@ -194,7 +195,8 @@ struct field {
  * Validate object `v` against `fields`: unknown, duplicate and missing
  * required fields are errors; each present field is stored into obj or
  * handed to its fn with the path extended. Returns the mask of fields
- * present (bit i for fields[i]), 0 if v is not an object.
+ * present (bit i for fields[i]), 0 if v is not an object. At most 64
+ * fields.
  */
 uint64_t vobject(struct vctx *c, const cJSON *v, const struct field *fields, size_t n,
 		 void *obj);

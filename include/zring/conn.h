@@ -56,12 +56,25 @@ struct conn {
 	bool closing;
 	bool reset;		/* close both sockets with RST */
 	int err;		/* first error, negative errno, 0 if none */
+	struct tunnel *tunnel;	/* hbone: the tunnel carrying our stream */
+	int32_t stream_id;
+	uint8_t stream_side;	/* hbone: which side is the stream */
+	uint16_t status;	/* hbone: response status (client) / answer (server) */
+	bool bad_request;	/* hbone server: malformed CONNECT */
+	char *peer_id;		/* hbone: the other end's identity */
 	const char *why;	/* short reason for the access log, or NULL */
 };
 
 /* Take an accepted socket `fd` from listener l: find its original
  * destination and connect upstream. Takes ownership of fd in every case. */
 void conn_accept(struct listener *l, int fd);
+
+/* A conn for an inbound HBONE stream: no client socket, the stream is its
+ * client side. NULL on allocation failure. */
+struct conn *conn_new_stream(struct worker *w, enum role role);
+
+/* Open the upstream socket and connect (io_uring, linked timeout). */
+int conn_connect(struct conn *c);
 
 /*
  * Connections that could not open their upstream socket because the

@@ -32,6 +32,15 @@ enum {
 	DIR_EOF = 1u << 0,	/* source sent FIN; shutdown sent to the sink */
 	DIR_WAITING = 1u << 1,	/* queued for a buffer or pipe */
 	DIR_HAS_BUF = 1u << 2,	/* copy: holds buffer `bid` */
+	DIR_EOF_SEEN = 1u << 3,	/* hbone: source ended, not yet passed on */
+	DIR_SENDING = 1u << 4,	/* hbone: a send from the queue is in flight */
+};
+
+/* hbone: stream bytes waiting for the socket. */
+struct chunk {
+	struct chunk *next;
+	uint32_t len, off;
+	uint8_t data[];
 };
 
 struct pump_dir {
@@ -44,6 +53,7 @@ struct pump_dir {
 	uint64_t bytes;		/* total moved to the sink */
 	struct pipe_pair *pipe;	/* splice: borrowed pipe */
 	struct pump_dir *wait_next;
+	struct chunk *q_head, *q_tail;	/* hbone: stream -> socket */
 };
 
 struct pump_ops {

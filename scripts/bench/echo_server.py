@@ -8,7 +8,6 @@ not a bottleneck. It stops by itself after --max-seconds (a safety bound).
 """
 import argparse
 import errno
-import os
 import resource
 import select
 import socket

@@ -93,8 +93,9 @@ def fmt(v, dec):
 def label_of(path):
     if path == "direct":
         return "direct"
-    if path == "haproxy":
-        return "HAProxy"
+    if path.startswith("haproxy-"):
+        return {"auto": "HAProxy (splice-auto)", "always": "HAProxy (splice always)",
+                "off": "HAProxy (no splice)"}.get(path[8:], path)
     if path.startswith("zring-"):
         return f"zring ({path[6:]})"
     return path
@@ -110,6 +111,7 @@ def cmd_table(meta_path, results_path):
                 rows.append(json.loads(line))
     paths = meta["paths"]
     zrings = [p for p in paths if p.startswith("zring")]
+    ref = meta.get("ratio_ref")
     samples = {}
     for r in rows:
         if r.get("value") is not None:
@@ -129,11 +131,10 @@ def cmd_table(meta_path, results_path):
         p(f"| {k} | {v} |")
     p("")
     cols = ["metric", "unit", "better"] + [label_of(x) for x in paths]
+    refs = [r for r in (ref, "direct") if r in paths]
     for z in zrings:
-        if "haproxy" in paths:
-            cols.append(f"{label_of(z)} / HAProxy")
-        if "direct" in paths:
-            cols.append(f"{label_of(z)} / direct")
+        for r in refs:
+            cols.append(f"{label_of(z)} / {label_of(r)}")
     p("| " + " | ".join(cols) + " |")
     p("|" + "|".join(["---"] * 3 + ["---:"] * (len(cols) - 3)) + "|")
     params = meta.get("params", {})
@@ -145,10 +146,8 @@ def cmd_table(meta_path, results_path):
             cells.append(fmt(med(key, x), dec))
         for z in zrings:
             zv = med(key, z)
-            for ref in ("haproxy", "direct"):
-                if ref not in paths:
-                    continue
-                rv = med(key, ref)
+            for r in refs:
+                rv = med(key, r)
                 cells.append(f"{zv / rv:.2f}" if zv is not None and rv else "—")
         p("| " + " | ".join(cells) + " |")
     p("")

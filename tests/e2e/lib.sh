@@ -290,10 +290,20 @@ client_ok() {
 
 access_count() { grep -c 'msg=access' "$ZLOG" || true; }
 
+# at_least N CMD...: true when CMD's output (a number) is >= N. For wait_until,
+# which must re-run CMD on every poll: `wait_until 5 test "$(cmd)" -ge N`
+# would expand $(cmd) once, before the first poll.
+at_least() {
+  local n="$1" v
+  shift
+  v="$("$@")"
+  [ "${v:-0}" -ge "$n" ]
+}
+
 # wait_access N [TIMEOUT_S]: wait until zring has logged at least N access lines.
 wait_access() {
   local n="$1" t="${2:-10}"
-  wait_until "$t" test "$(access_count)" -ge "$n" ||
+  wait_until "$t" at_least "$n" access_count ||
     fail "expected $n access lines in zring's log, found $(access_count)"
 }
 
@@ -336,3 +346,101 @@ start_zring_nofile() {
 zring_cpu_ticks() {
   sed 's/.*) //' "/proc/$ZPID/stat" | awk '{ print $12 + $13 }'
 }
+
+# ---------------------------------------------------------------- workload config
+#
+# For the scenarios of the workload config and hot reload (issue 3): the
+# server pod stands in for several pods (a service's endpoints) by carrying
+# more addresses, zr_who.py there tells a client which address and port it
+# reached, and zr_mkconfig.py writes the workload files.
+
+# add_server_addrs ADDR...: more IPv4 addresses (in 10.77.0.0/24) on the
+# server pod's veth, each one "pod".
+add_server_addrs() {
+  local a
+  for a in "$@"; do
+    ip -n "$NS_S" addr add "$a/24" dev zs0 || fail "cannot add $a to the server pod"
+  done
+}
+
+# route_vips CIDR: a route in the client pod for a range of service VIPs, so
+# that connect() to a VIP gets as far as OUTPUT, where the capture redirects
+# it to zring (without a route it fails with ENETUNREACH before that).
+route_vips() {
+  ip -n "$NS_C" route add "$1" via "$S4" || fail "cannot route $1 in the client pod"
+}
+
+# start_who NAME "PORT..." ADDR...: zr_who.py in the server pod on every
+# ADDR x PORT; its log is $E2E_TMP/who-NAME.log.
+start_who() {
+  local name="$1" ports=() args=() p a
+  for p in $2; do ports+=(--port "$p"); done
+  shift 2
+  for a in "$@"; do args+=(--listen "$a"); done
+  ns_s "$PY" "$TOOLS/zr_who.py" "${ports[@]}" "${args[@]}" \
+    >"$E2E_TMP/who-$name.out" 2>"$E2E_TMP/who-$name.log" &
+  track $!
+  wait_until 10 grep -qs READY "$E2E_TMP/who-$name.out" || fail "who server $name did not start"
+}
+
+# who HOST PORT N: N connections from the client pod to a zr_who.py server
+# (through zring); prints the tally "ADDR:PORT=COUNT,..." (most first), or
+# fails the scenario if any connection failed.
+who() {
+  local out
+  out="$(client "$NS_C" who --host "$1" --port "$2" --conns "$3" --parallel 16 --timeout 10)" ||
+    fail "who $1:$2 x$3 failed: $out"
+  sed -n 's/.* dist=\([^ ]*\).*/\1/p' <<<"$out"
+}
+
+# who_count DIST ADDR:PORT: the count of ADDR:PORT in a `who` tally (0 if absent).
+who_count() {
+  tr ',' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k { print $2; found = 1 } END { if (!found) print 0 }'
+}
+
+# mkconfig ARGS...: a workload config on stdout (tests/tools/zr_mkconfig.py).
+mkconfig() { "$PY" "$TOOLS/zr_mkconfig.py" "$@"; }
+
+# Update styles for a config file: replace FILE's content by SRC's.
+#   in place: truncate and write the same inode (`cat new > file`)
+#   rename:   write a temporary file beside it, rename it over FILE (editors,
+#             kubectl cp, most config management)
+cfg_write_inplace() { cat "$1" >"$2"; }
+cfg_write_rename() {
+  local tmp
+  tmp="$(dirname "$2")/.$(basename "$2").tmp.$$"
+  cp "$1" "$tmp" && mv -f "$tmp" "$2"
+}
+
+# The version of the last config zring applied (msg="config loaded"), 0 if none.
+config_version() {
+  local v
+  v="$(grep 'msg="config loaded"' "$ZLOG" | tail -n1 | sed -n 's/.* version=\([0-9]*\).*/\1/p')"
+  echo "${v:-0}"
+}
+
+# config_loads: how many configs zring has applied (msg="config loaded" lines).
+config_loads() { grep -c 'msg="config loaded"' "$ZLOG" || true; }
+
+# config_rejects: how many updates zring has rejected.
+config_rejects() { grep -c 'msg="config reload rejected"' "$ZLOG" || true; }
+
+# wait_config_version N [TIMEOUT_S]: until zring has applied version >= N.
+wait_config_version() {
+  wait_until "${2:-5}" at_least "$1" config_version
+}
+
+# access_lines_to ADDR: how many access lines have dst=ADDR.
+access_lines_to() { access_to "$1" | grep -c . || true; }
+
+# An in-place write is not atomic: the shell truncates the file (open with
+# O_TRUNC), then `cat` starts and writes it. When that takes longer than
+# zring's 100 ms debounce (a loaded machine), zring reads an empty or cut
+# file, rejects it (keeping the old config) and applies the whole file on the
+# writer's next events. These are the errors such a read gives.
+readonly CONFIG_PARTIAL_WRITE_ERRORS='error="(empty document|unexpected end of input)'
+
+# config_partial_errors / config_other_errors: msg="config error" lines that
+# are / are not explained by reading a file while it was being written.
+config_partial_errors() { grep 'msg="config error"' "$ZLOG" | grep -cE "$CONFIG_PARTIAL_WRITE_ERRORS" || true; }
+config_other_errors() { grep 'msg="config error"' "$ZLOG" | grep -vcE "$CONFIG_PARTIAL_WRITE_ERRORS" || true; }

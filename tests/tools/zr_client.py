@@ -19,6 +19,17 @@
       Succeeds when it was refused, reset or closed (EOF) within SECS seconds
       without the peer sending any data.
 
+  zr_client.py who   --host H --port P --conns N [--parallel K]
+      N connections to a zr_who.py server (K at a time), each reading the
+      "WHO ADDR:PORT" line that says which address it reached. Prints the
+      tally as dist=ADDR:PORT=COUNT,... (most first); fails if any failed.
+
+  zr_client.py loop  --host H --port P --until FILE [--workers K]
+                     [--max-up B] [--max-down B] [--seed S] [--max-secs T]
+      K threads, each making one short checked ZR1 transfer after another
+      (random sizes) until FILE exists (or T seconds pass). Fails if any
+      connection failed, or if none was made.
+
 Each prints one result line on stdout (key=value) and exits 0 on success,
 1 on failure.
 """
@@ -194,6 +205,80 @@ def cmd_probe(a):
     return 0 if outcome in ("refused", "reset", "eof") and secs <= a.within else 1
 
 
+def cmd_who(a):
+    start = time.monotonic()
+    lock = threading.Lock()
+    tally, bad = {}, []
+    todo = list(range(a.conns))
+
+    def one():
+        while True:
+            with lock:
+                if not todo:
+                    return
+                i = todo.pop()
+            try:
+                with connect(a.host, a.port, a.timeout) as sock:
+                    line = zrproto.recv_line(sock).decode().split()
+                if len(line) != 2 or line[0] != "WHO":
+                    raise ValueError(f"bad answer {line!r}")
+                with lock:
+                    tally[line[1]] = tally.get(line[1], 0) + 1
+            except Exception as e:
+                with lock:
+                    bad.append(f"conn {i}: {describe(e)}")
+
+    threads = [threading.Thread(target=one, daemon=True) for _ in range(max(1, a.parallel))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    dist = ",".join(f"{k}={v}" for k, v in sorted(tally.items(), key=lambda kv: (-kv[1], kv[0])))
+    print(f"result={'ok' if not bad else 'fail'} conns={a.conns} failed={len(bad)} "
+          f"dist={dist or '-'} secs={time.monotonic() - start:.2f}")
+    for b in sorted(bad)[:20]:
+        print(f"  {b}")
+    return 0 if not bad else 1
+
+
+def cmd_loop(a):
+    import os
+    start = time.monotonic()
+    lock = threading.Lock()
+    stats = {"ok": 0, "bytes": 0}
+    bad = []
+
+    def stop():
+        return os.path.exists(a.until) or (a.max_secs and time.monotonic() - start > a.max_secs)
+
+    def worker(k):
+        rng = random.Random(a.seed * 1000 + k)
+        while not stop():
+            up, down = rng.randint(0, a.max_up), rng.randint(0, a.max_down)
+            try:
+                with connect(a.host, a.port, a.timeout) as sock:
+                    transfer(sock, up, down)
+                with lock:
+                    stats["ok"] += 1
+                    stats["bytes"] += up + down
+            except Exception as e:
+                with lock:
+                    bad.append(f"worker {k} up={up} down={down} "
+                               f"t={time.monotonic() - start:.2f}s: {describe(e)}")
+
+    threads = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(a.workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ok = not bad and stats["ok"] > 0
+    print(f"result={'ok' if ok else 'fail'} conns={stats['ok'] + len(bad)} failed={len(bad)} "
+          f"bytes={stats['bytes']} seed={a.seed} secs={time.monotonic() - start:.2f}")
+    for b in bad[:20]:
+        print(f"  {b}")
+    return 0 if ok else 1
+
+
 def main():
     ap = argparse.ArgumentParser(description="ZR1 test client",
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -227,8 +312,23 @@ def main():
     p.add_argument("--within", type=float, required=True)
     p.add_argument("--send", type=int, default=0)
 
+    w = sub.add_parser("who")
+    common(w)
+    w.add_argument("--conns", type=int, default=1)
+    w.add_argument("--parallel", type=int, default=10)
+
+    lp = sub.add_parser("loop")
+    common(lp)
+    lp.add_argument("--until", required=True, help="stop once this file exists")
+    lp.add_argument("--workers", type=int, default=4)
+    lp.add_argument("--max-up", type=int, default=64 << 10)
+    lp.add_argument("--max-down", type=int, default=64 << 10)
+    lp.add_argument("--seed", type=int, default=int(time.time()))
+    lp.add_argument("--max-secs", type=float, default=0)
+
     a = ap.parse_args()
-    return {"xfer": cmd_xfer, "many": cmd_many, "probe": cmd_probe}[a.cmd](a)
+    return {"xfer": cmd_xfer, "many": cmd_many, "probe": cmd_probe,
+            "who": cmd_who, "loop": cmd_loop}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,11 @@ byte on any connection is caught ("broken", why=corrupt...).
 
   open N [TIMEOUT]   open N more connections, one after the other; each
                      connect() must succeed within TIMEOUT s (default 5).
+  grow N WAIT        open N more connections one at a time, each sending a
+                     random payload (1..65536 bytes) right away; wait up
+                     to WAIT s for its echo before opening the next, until
+                     one does not come back in time (the proxy is full):
+                     the rest are opened without waiting.
   ping WAIT [MAX]    queue a random payload of 1..MAX bytes (default 65536)
                      on every open connection, then send and read echoes
                      until every connection has all its bytes back or WAIT
@@ -202,6 +207,20 @@ class Holder:
             opened += 1
         return f"opened={opened}"
 
+    def cmd_grow(self, n, wait):
+        full = False
+        for _ in range(int(n)):
+            before = len(self.conns)
+            self.cmd_open(1)
+            if len(self.conns) == before:
+                continue
+            c = self.conns[-1]
+            c.unsent += os.urandom(self.rng.randint(1, 65536))
+            if not full:
+                self.pump(time.monotonic() + float(wait), lambda: not c.outstanding() or c.done)
+                full = c.outstanding() > 0
+        return f"full={'yes' if full else 'no'}"
+
     def cmd_ping(self, wait, maxlen=65536):
         for c in self.conns:
             c.unsent += os.urandom(self.rng.randint(1, int(maxlen)))
@@ -259,7 +278,7 @@ def main():
     ap.add_argument("--seed", type=int, default=int(time.time()))
     a = ap.parse_args()
     h = Holder(a.host, a.port, a.seed)
-    cmds = {"open": h.cmd_open, "ping": h.cmd_ping, "wait": h.cmd_wait,
+    cmds = {"open": h.cmd_open, "grow": h.cmd_grow, "ping": h.cmd_ping, "wait": h.cmd_wait,
             "close": h.cmd_close, "status": h.cmd_status, "quit": h.cmd_quit}
     for line in sys.stdin:
         words = line.split()

@@ -1,15 +1,15 @@
 #!/usr/bin/python3
 """Writes small zring workload configs (ztunnel local-config JSON) for the e2e scenarios.
 
-    zr_mkconfig.py --service echo:10.96.0.10:80=8080 \\
-                   --workload ep1:10.77.0.11:echo \\
-                   --workload ep2:10.77.0.12:echo:cap=2 \\
-                   --workload ep3:10.77.0.13:echo:unhealthy:map=80=9090 >cfg.json
+    zr_mkconfig.py --service echo,10.96.0.10,80=8080 \\
+                   --workload ep1,10.77.0.11,echo \\
+                   --workload ep2,10.77.0.12,echo,cap=2 \\
+                   --workload ep3,10.77.0.13,echo,unhealthy,map=80=9090 >cfg.json
 
-  --service NAME:VIP[+VIP...]:PORT=TARGET[+PORT=TARGET...]
+  --service NAME,VIP[+VIP...],PORT=TARGET[+PORT=TARGET...]
       A service "NAME" in namespace e2e (hostname NAME.e2e.svc.cluster.local)
       with those VIPs (network "") and that port map.
-  --workload NAME:IP[+IP...][:OPTION...]
+  --workload NAME,IP[+IP...][,OPTION...]
       A workload "NAME" in namespace e2e with those addresses. Options:
         SERVICE        a service NAME it belongs to (an endpoint of it)
         cap=N          capacity (weight among the service's endpoints)
@@ -17,9 +17,9 @@
         hbone          protocol HBONE (default TCP)
         map=PORT=TGT   its own target port for PORT of every service it is in
                        (wins over the service's port map)
-  --comment TEXT   a "zring e2e" marker is not part of the schema, so TEXT
-                   goes into the first workload's canonicalRevision instead,
-                   e.g. to make two otherwise equal files differ.
+  --revision TEXT
+      the first workload's canonicalRevision: makes otherwise equal files
+      differ (zring ignores a rewrite with the same bytes).
 
 Services listed by a workload must exist (and every service must have at
 least one workload): zring rejects a service that selects nothing.
@@ -47,9 +47,10 @@ def parse_ports(spec):
 
 
 def parse_service(spec):
-    name, vips, ports = spec.split(":", 2) if spec.count(":") >= 2 else (None, None, None)
-    if name is None:
-        raise SystemExit(f"bad --service {spec!r}: want NAME:VIP[+VIP]:PORT=TARGET[+...]")
+    parts = spec.split(",")
+    if len(parts) != 3:
+        raise SystemExit(f"bad --service {spec!r}: want NAME,VIP[+VIP],PORT=TARGET[+...]")
+    name, vips, ports = parts
     return {
         "name": name,
         "namespace": NS,
@@ -60,9 +61,9 @@ def parse_service(spec):
 
 
 def parse_workload(spec, services):
-    parts = spec.split(":")
+    parts = spec.split(",")
     if len(parts) < 2:
-        raise SystemExit(f"bad --workload {spec!r}: want NAME:IP[+IP][:OPTION...]")
+        raise SystemExit(f"bad --workload {spec!r}: want NAME,IP[+IP][,OPTION...]")
     name, ips = parts[0], parts[1].split("+")
     w = {
         "uid": f"e2e//v1/Pod/{NS}/{name}",
@@ -102,7 +103,7 @@ def main():
                                  epilog=__doc__)
     ap.add_argument("--service", action="append", default=[])
     ap.add_argument("--workload", action="append", default=[])
-    ap.add_argument("--comment", default="")
+    ap.add_argument("--revision", default="")
     ap.add_argument("--out", help="write here (temp file + rename) instead of stdout")
     a = ap.parse_args()
     services = {}
@@ -110,8 +111,8 @@ def main():
         s = parse_service(spec)
         services[s["name"]] = s
     workloads = [parse_workload(spec, services) for spec in a.workload]
-    if a.comment and workloads:
-        workloads[0]["canonicalRevision"] = a.comment
+    if a.revision and workloads:
+        workloads[0]["canonicalRevision"] = a.revision
     doc = {"workloads": workloads, "services": list(services.values()), "policies": []}
     text = json.dumps(doc, indent=2) + "\n"
     if a.out:

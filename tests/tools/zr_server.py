@@ -8,7 +8,10 @@ hashes the client's bytes while it sends random bytes back, and ends with a
 trailer carrying both hashes. Prints "READY" on stdout once every listener is
 bound, and one line per finished connection on stderr, e.g.
 
-    conn peer=10.77.0.1:43210 up=100 down=200 result=ok
+    conn peer=10.77.0.1:43210 up=100 down=200 result=ok local=10.77.0.2:8080
+
+(local= is the address the connection arrived at: which of several
+addresses, e.g. a service's endpoints, zring chose).
 
 Runs until killed.
 """
@@ -28,7 +31,9 @@ def log(msg):
 def serve_conn(sock, peer):
     result = "ok"
     up = down = 0
+    local = "-"
     try:
+        local = zrproto.fmt_addr(*sock.getsockname()[:2])
         sock.settimeout(120)
         up_want, down, rate = zrproto.parse_header(zrproto.recv_line(sock))
         if up_want is None:
@@ -62,7 +67,8 @@ def serve_conn(sock, peer):
         result = f"error:{type(e).__name__}:{e}".replace(" ", "_")
     finally:
         sock.close()
-        log(f"conn peer={zrproto.fmt_addr(*peer[:2])} up={up} down={down} result={result}")
+        log(f"conn peer={zrproto.fmt_addr(*peer[:2])} up={up} down={down} result={result}"
+            f" local={local}")
 
 
 def listen(host, port):

@@ -1,0 +1,379 @@
+/*
+ * Identity certificates: load, check, build TLS contexts.
+ * See include/zring/certs.h.
+ */
+#include "zring/certs.h"
+#include "zring/log.h"
+#include "zring/tls.h"
+#include "zring/util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <wolfssl/wolfcrypt/asn.h>
+
+#define CERT_FILE_MAX (1u << 20)
+
+int certs_identity(const char *td, const char *ns, const char *sa, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "spiffe://%s/ns/%s/sa/%s", td, ns, sa);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+static int slurp(const char *path, char **out, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	char *buf = malloc(CERT_FILE_MAX);
+	ssize_t n = buf ? read(fd, buf, CERT_FILE_MAX) : -1;
+	int err = n < 0 ? (buf ? -errno : -ENOMEM) : 0;
+	close(fd);
+	if (err == 0 && n == CERT_FILE_MAX)
+		err = -EFBIG;
+	if (err < 0) {
+		free(buf);
+		return err;
+	}
+	*out = buf;
+	*len = (size_t)n;
+	return 0;
+}
+
+static uint64_t stat_sig(const char *path, uint64_t h)
+{
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return h * 31 + 7;
+	uint64_t v[4] = { (uint64_t)st.st_ino, (uint64_t)st.st_size,
+			  (uint64_t)st.st_mtim.tv_sec, (uint64_t)st.st_mtim.tv_nsec };
+	for (int i = 0; i < 4; i++)
+		h = (h ^ v[i]) * 0x100000001b3ull;
+	return h;
+}
+
+static uint64_t ms_of(const WOLFSSL_ASN1_TIME *t)
+{
+	struct tm tm;
+	if (!t || wolfSSL_ASN1_TIME_to_tm(t, &tm) != WOLFSSL_SUCCESS)
+		return 0;
+	return (uint64_t)timegm(&tm) * 1000;
+}
+
+/* The first URI SAN starting with spiffe:// of x509, into buf. */
+static int x509_spiffe(WOLFSSL_X509 *x509, char *buf, size_t len)
+{
+	WOLFSSL_GENERAL_NAMES *names = wolfSSL_X509_get_ext_d2i(x509, NID_subject_alt_name, NULL, NULL);
+	int err = -ENOENT;
+	if (!names)
+		return err;
+	for (int i = 0; i < wolfSSL_sk_GENERAL_NAME_num(names); i++) {
+		WOLFSSL_GENERAL_NAME *gn = wolfSSL_sk_GENERAL_NAME_value(names, i);
+		if (!gn || gn->type != ASN_URI_TYPE || !gn->d.uniformResourceIdentifier)
+			continue;
+		const char *s = (const char *)wolfSSL_ASN1_STRING_data(gn->d.uniformResourceIdentifier);
+		int n = wolfSSL_ASN1_STRING_length(gn->d.uniformResourceIdentifier);
+		if (s && n > 9 && (size_t)n < len && strncmp(s, "spiffe://", 9) == 0) {
+			memcpy(buf, s, (size_t)n);
+			buf[n] = '\0';
+			err = 0;
+			break;
+		}
+	}
+	wolfSSL_GENERAL_NAMES_free(names);
+	return err;
+}
+
+int certs_peer_identity(WOLFSSL *ssl, char *buf, size_t len)
+{
+	WOLFSSL_X509 *x = wolfSSL_get_peer_certificate(ssl);
+	if (!x)
+		return -ENOENT;
+	int err = x509_spiffe(x, buf, len);
+	wolfSSL_X509_free(x);
+	return err;
+}
+
+static WOLFSSL_CTX *make_ctx(bool server, const char *root, size_t root_len,
+			     const char *chain, size_t chain_len, const char *key, size_t key_len,
+			     const char **why)
+{
+	WOLFSSL_CTX *ctx = wolfSSL_CTX_new(server ? wolfTLSv1_3_server_method()
+						  : wolfTLSv1_3_client_method());
+	if (!ctx) {
+		*why = "cannot create TLS context";
+		return NULL;
+	}
+	if (wolfSSL_CTX_load_verify_buffer(ctx, (const unsigned char *)root, (long)root_len,
+					   WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS) {
+		*why = "trust bundle does not load";
+	} else if (wolfSSL_CTX_use_certificate_chain_buffer(ctx, (const unsigned char *)chain,
+							    (long)chain_len) != WOLFSSL_SUCCESS) {
+		*why = "certificate chain does not parse";
+	} else if (wolfSSL_CTX_use_PrivateKey_buffer(ctx, (const unsigned char *)key, (long)key_len,
+						     WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS) {
+		*why = "private key does not parse";
+	} else if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS) {
+		*why = "private key does not match the certificate";
+	} else {
+		wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER |
+				       (server ? WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), NULL);
+		tls_ctx_prepare(ctx);
+		return ctx;
+	}
+	wolfSSL_CTX_free(ctx);
+	return NULL;
+}
+
+/* Does the leaf verify against the bundle? */
+static bool chain_trusted(const char *root, size_t root_len, const char *chain, size_t chain_len)
+{
+	WOLFSSL_CERT_MANAGER *cm = wolfSSL_CertManagerNew();
+	bool ok = cm &&
+		  wolfSSL_CertManagerLoadCABuffer(cm, (const unsigned char *)root, (long)root_len,
+						 WOLFSSL_FILETYPE_PEM) == WOLFSSL_SUCCESS &&
+		  wolfSSL_CertManagerVerifyBuffer(cm, (const unsigned char *)chain, (long)chain_len,
+						 WOLFSSL_FILETYPE_PEM) == WOLFSSL_SUCCESS;
+	if (cm)
+		wolfSSL_CertManagerFree(cm);
+	return ok;
+}
+
+/* Check one identity's files and build its contexts. *why says what is
+ * wrong when it returns -EINVAL. */
+static int load_identity(const char *root, size_t root_len, const char *path, const char *want,
+			 struct local_identity *out, const char **why)
+{
+	char file[4096], *chain = NULL, *key = NULL, san[512];
+	size_t chain_len, key_len;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(file, sizeof(file), "%s/cert-chain.pem", path);
+	if ((err = slurp(file, &chain, &chain_len)) < 0) {
+		*why = "cert-chain.pem unreadable";
+		return err;
+	}
+	snprintf(file, sizeof(file), "%s/key.pem", path);
+	if ((err = slurp(file, &key, &key_len)) < 0) {
+		free(chain);
+		*why = "key.pem unreadable";
+		return err;
+	}
+	err = -EINVAL;
+	WOLFSSL_X509 *leaf = wolfSSL_X509_load_certificate_buffer((const unsigned char *)chain,
+								   (int)chain_len, WOLFSSL_FILETYPE_PEM);
+	if (!leaf) {
+		*why = "certificate does not parse";
+	} else if (wolfSSL_X509_cmp_current_time(wolfSSL_X509_get_notBefore(leaf)) > 0) {
+		*why = "certificate not yet valid";
+	} else if (wolfSSL_X509_cmp_current_time(wolfSSL_X509_get_notAfter(leaf)) < 0) {
+		*why = "certificate expired";
+	} else if (x509_spiffe(leaf, san, sizeof(san)) < 0) {
+		*why = "certificate has no spiffe URI SAN";
+	} else if (strcmp(san, want) != 0) {
+		*why = "certificate URI SAN does not match its path";
+	} else if (!chain_trusted(root, root_len, chain, chain_len)) {
+		*why = "certificate not signed by the trust bundle";
+	} else if ((out->server = make_ctx(true, root, root_len, chain, chain_len, key, key_len, why)) &&
+		   (out->client = make_ctx(false, root, root_len, chain, chain_len, key, key_len, why))) {
+		out->id = strdup(want);
+		out->not_before_ms = ms_of(wolfSSL_X509_get_notBefore(leaf));
+		out->not_after_ms = ms_of(wolfSSL_X509_get_notAfter(leaf));
+		err = out->id ? 0 : -ENOMEM;
+	}
+	if (err < 0) {
+		wolfSSL_CTX_free(out->server);
+		wolfSSL_CTX_free(out->client);
+		out->server = out->client = NULL;
+	}
+	wolfSSL_X509_free(leaf);
+	free(chain);
+	free(key);
+	return err;
+}
+
+typedef void (*identity_fn)(const char *td, const char *ns, const char *sa,
+			    const char *path, void *arg);
+
+/* Names that are real entries, not ".", ".." or Kubernetes' "..data". */
+static bool entry_ok(const struct dirent *e)
+{
+	return e->d_name[0] != '.';
+}
+
+static void walk_level(const char *base, const char *names[3], int level,
+		       identity_fn fn, void *arg)
+{
+	static const char *const middle[] = { "ns", "sa" };
+	DIR *d = opendir(base);
+	if (!d)
+		return;
+	struct dirent *e;
+	char path[4096];
+	while ((e = readdir(d))) {
+		if (!entry_ok(e))
+			continue;
+		names[level] = e->d_name;
+		if (level == 2) {
+			snprintf(path, sizeof(path), "%s/%s", base, e->d_name);
+			fn(names[0], names[1], names[2], path, arg);
+		} else {
+			snprintf(path, sizeof(path), "%s/%s/%s", base, e->d_name, middle[level]);
+			walk_level(path, names, level + 1, fn, arg);
+		}
+	}
+	closedir(d);
+}
+
+/* Call fn for every <td>/ns/<ns>/sa/<sa> directory under dir. */
+static void walk(const char *dir, identity_fn fn, void *arg)
+{
+	const char *names[3];
+	walk_level(dir, names, 0, fn, arg);
+}
+
+static void sig_one(const char *td, const char *ns, const char *sa, const char *path, void *arg)
+{
+	uint64_t *h = arg;
+	char file[4096];
+	snprintf(file, sizeof(file), "%s/cert-chain.pem", path);
+	*h = stat_sig(file, *h);
+	snprintf(file, sizeof(file), "%s/key.pem", path);
+	*h = stat_sig(file, *h);
+}
+
+uint64_t certstore_scan_sig(const char *dir)
+{
+	char file[4096];
+	snprintf(file, sizeof(file), "%s/root-cert.pem", dir);
+	uint64_t h = stat_sig(file, 0xcbf29ce484222325ull);
+	walk(dir, sig_one, &h);
+	return h;
+}
+
+struct load_ctx {
+	struct certstore *s;
+	const struct certstore *prev;
+	const char *root;
+	size_t root_len;
+	int err;
+};
+
+static void log_refused(const char *id, const char *why, bool kept)
+{
+	struct log_line l;
+	if (log_begin(&l, LOG_ERROR, "certificate refused")) {
+		log_str(&l, "identity", id);
+		log_str(&l, "error", why);
+		log_str(&l, "keeping", kept ? "previous certificate" : "none");
+		log_end(&l);
+	}
+}
+
+/* A still-valid copy of prev's version of `id`, sharing its contexts. */
+static int keep_previous(const struct certstore *prev, const char *id, struct local_identity *out)
+{
+	const struct local_identity *p = prev ? certstore_find(prev, id) : NULL;
+	if (!p || p->not_after_ms <= wall_ms())
+		return -ENOENT;
+	*out = *p;
+	out->id = strdup(p->id);
+	if (!out->id)
+		return -ENOMEM;
+	wolfSSL_CTX_up_ref(out->server);
+	wolfSSL_CTX_up_ref(out->client);
+	return 0;
+}
+
+static void load_one(const char *td, const char *ns, const char *sa, const char *path, void *arg)
+{
+	struct load_ctx *lc = arg;
+	struct certstore *s = lc->s;
+	char want[512];
+	const char *why = "identity name too long";
+	struct local_identity id;
+	struct local_identity *grown = realloc(s->ids, (s->n + 1) * sizeof(*s->ids));
+	if (!grown) {
+		lc->err = -ENOMEM;
+		return;
+	}
+	s->ids = grown;
+	int err = certs_identity(td, ns, sa, want, sizeof(want));
+	if (err == 0)
+		err = load_identity(lc->root, lc->root_len, path, want, &id, &why);
+	if (err < 0) {
+		s->rejected++;
+		bool kept = keep_previous(lc->prev, want, &id) == 0;
+		log_refused(want, why, kept);
+		if (!kept)
+			return;
+	}
+	id.trust_domain = strdup(td);
+	s->ids[s->n++] = id;
+}
+
+int certstore_load(const char *dir, const struct certstore *prev, struct certstore **out)
+{
+	struct certstore *s = calloc(1, sizeof(*s));
+	char file[4096];
+	struct load_ctx lc = { .s = s, .prev = prev };
+	char *root = NULL;
+	if (!s)
+		return -ENOMEM;
+	atomic_init(&s->refs, 1);
+	s->sig = certstore_scan_sig(dir);
+	s->dir = strdup(dir);
+	snprintf(file, sizeof(file), "%s/root-cert.pem", dir);
+	int err = slurp(file, &root, &lc.root_len);
+	if (err < 0) {
+		log_msg_err(LOG_ERROR, "trust bundle unreadable", file, err);
+		certstore_unref(s);
+		return err;
+	}
+	lc.root = root;
+	walk(dir, load_one, &lc);
+	free(root);
+	if (lc.err < 0) {
+		certstore_unref(s);
+		return lc.err;
+	}
+	*out = s;
+	return 0;
+}
+
+struct certstore *certstore_ref(struct certstore *s)
+{
+	if (s)
+		atomic_fetch_add(&s->refs, 1);
+	return s;
+}
+
+void certstore_unref(struct certstore *s)
+{
+	if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
+		return;
+	for (size_t i = 0; i < s->n; i++) {
+		wolfSSL_CTX_free(s->ids[i].server);
+		wolfSSL_CTX_free(s->ids[i].client);
+		free(s->ids[i].id);
+		free(s->ids[i].trust_domain);
+	}
+	free(s->ids);
+	free(s->dir);
+	free(s);
+}
+
+const struct local_identity *certstore_find(const struct certstore *s, const char *id)
+{
+	for (size_t i = 0; s && i < s->n; i++)
+		if (strcmp(s->ids[i].id, id) == 0)
+			return &s->ids[i];
+	return NULL;
+}
