@@ -84,7 +84,7 @@ static void set_nodelay(int fd)
 }
 
 /* Open the upstream socket and submit connect + linked timeout. */
-static int conn_connect(struct conn *c)
+int conn_connect(struct conn *c)
 {
 	struct worker *w = c->w;
 	int fd = socket(c->upstream.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
