@@ -214,6 +214,17 @@ EOF
 # this second on a peer whose clock is slightly behind.
 readonly BACKDATE=60
 
+# Serialize certs.sh runs on one DIR (two `ca DIR` at once would each make
+# a CA, and the loser's workloads would not verify). flock(2) on the
+# directory itself: no lock file for a watcher of DIR to trip over. The
+# lock is released when this process exits.
+lock_dir() {
+  local fd
+  mkdir -p -- "$1"
+  exec {fd}<"$1"
+  flock "$fd"
+}
+
 # --- ca ------------------------------------------------------------------------
 
 # The CA of DIR as "CERT KEY" files in $work: the certificate in
@@ -254,6 +265,7 @@ cmd_ca() {
   [[ "$key" = ec || "$key" = rsa ]] || bad "--key: ec or rsa"
   need_openssl
 
+  lock_dir "$dir"
   # Idempotent: tests and the demo call this before every run; re-making
   # the CA would invalidate every workload certificate already issued.
   if [ -e "$dir/root-cert.pem" ] || [ -e "$dir/root-key.pem" ]; then
@@ -262,7 +274,6 @@ cmd_ca() {
     return 0
   fi
 
-  mkdir -p -- "$dir"
   local now subj ktmp ctmp
   now="$(date -u +%s)"
   # O=<td> as istiod's self-signed root has; an X.520 O is at most 64 chars.
@@ -343,6 +354,9 @@ cmd_issue() {  # cmd_issue workload|rotate ARGS...
   [ "$ways" -le 1 ] ||
     bad "$mode: choose one of --days, --not-before/--not-after, --expired, --not-yet-valid"
   need_openssl
+
+  [ -d "$dir" ] || die "no such directory: $dir"
+  lock_dir "$dir"
 
   local id="spiffe://$td/ns/$ns/sa/$sa"
   local wdir="$dir/$td/ns/$ns/sa/$sa"

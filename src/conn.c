@@ -3,7 +3,9 @@
  * close and free. The byte moving itself is in pump*.c.
  */
 #include "zring/conn.h"
+#include "zring/hbone.h"
 #include "zring/log.h"
+#include "zring/tunnel.h"
 #include "zring/origdst.h"
 #include "zring/ring.h"
 #include "zring/worker.h"
@@ -50,9 +52,8 @@ void conn_touch(struct conn *c)
 	}
 }
 
-static struct conn *conn_new(struct listener *l, int fd)
+static struct conn *conn_alloc(struct worker *w, enum role role, int fd)
 {
-	struct worker *w = l->w;
 	struct conn *c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
@@ -62,7 +63,7 @@ static struct conn *conn_new(struct listener *l, int fd)
 	c->start_ns = c->active_ns = w->now_ns;
 	c->fd[SIDE_CLIENT] = fd;
 	c->fd[SIDE_UPSTREAM] = -1;
-	c->role = (uint8_t)l->role;
+	c->role = (uint8_t)role;
 	c->snap = snapshot_ref(w->snap);
 	op_init(&c->op_connect, OP_CONNECT, 0);
 	op_init(&c->op_connect_timeout, OP_CONNECT_TIMEOUT, 0);
@@ -73,6 +74,16 @@ static struct conn *conn_new(struct listener *l, int fd)
 	lru_append(c);
 	w->nconns++;
 	return c;
+}
+
+static struct conn *conn_new(struct listener *l, int fd)
+{
+	return conn_alloc(l->w, l->role, fd);
+}
+
+struct conn *conn_new_stream(struct worker *w, enum role role)
+{
+	return conn_alloc(w, role, -1);
 }
 
 static void park(struct conn *c);
@@ -146,6 +157,10 @@ void conn_accept(struct listener *l, int fd)
 	} else if (origdst_is_self_fd(&c->dst, fd, c->w->opts) ||
 		   origdst_is_self_fd(&c->upstream, fd, c->w->opts)) {
 		conn_close(c, 0, "destination is zring itself", true);
+	} else if (c->dst_workload && c->dst_workload->protocol == PROTO_HBONE &&
+		   c->snap && c->snap->certs) {
+		if ((err = hbone_client_start(c)) < 0)
+			conn_close(c, err, c->why ? c->why : "hbone", true);
 	} else if ((err = conn_connect(c)) == -EMFILE || err == -ENFILE) {
 		worker_pause_accept(c->w, err);
 		park(c);
@@ -209,7 +224,9 @@ bool conn_op_completed(struct conn *c)
 
 void conn_on_connect(struct conn *c, const struct io_uring_cqe *cqe)
 {
-	if (conn_op_completed(c)) {
+	if (conn_op_completed(c) && c->role == ROLE_HBONE) {
+		hbone_connected(c, cqe->res);
+	} else if (!c->closing) {
 		if (cqe->res < 0) {
 			/* -ECANCELED here means the linked timeout fired. */
 			int err = cqe->res == -ECANCELED ? -ETIMEDOUT : cqe->res;
@@ -237,6 +254,9 @@ void conn_close(struct conn *c, int err, const char *why, bool reset)
 	c->err = err;
 	c->why = why;
 	c->reset = reset;
+	if (c->tunnel)
+		tunnel_detach(c->tunnel, c, reset ||
+			      !((c->dir[0].flags & DIR_EOF) && (c->dir[1].flags & DIR_EOF)));
 	if (c->inflight == 0)
 		return;
 	for (unsigned s = 0; s < 2; s++)
@@ -262,6 +282,10 @@ static void log_access(const struct conn *c)
 		log_str(&l, "dst_workload", c->dst_workload->name);
 		log_str(&l, "dst_namespace", c->dst_workload->namespace);
 	}
+	if (c->peer_id)
+		log_str(&l, c->role == ROLE_HBONE ? "src_identity" : "dst_identity", c->peer_id);
+	if (c->pump == &pump_hbone_ops)
+		log_str(&l, "security", "mutual_tls");
 	log_u64(&l, "up_bytes", c->dir[0].bytes);
 	log_u64(&l, "down_bytes", c->dir[1].bytes);
 	log_u64(&l, "duration_ms", (c->w->now_ns - c->start_ns) / 1000000);
@@ -299,6 +323,7 @@ static void conn_free(struct conn *c)
 	lru_unlink(c);
 	w->nconns--;
 	snapshot_unref(c->snap);
+	free(c->peer_id);
 	free(c);
 	/* Handled at the loop boundary: resuming others from inside a free
 	 * would let them free conns our callers are still iterating over. */

@@ -127,6 +127,9 @@ static void dispatch(struct control *ctl, const struct io_uring_cqe *cqe)
 	case OP_WATCH_DEBOUNCE:
 		watch_on_debounce(ctl->watch, &ctl->ring, cqe);
 		break;
+	case OP_WATCH_CERTS:
+		watch_on_certs(ctl->watch, &ctl->ring, cqe);
+		break;
 	default:
 		break;
 	}

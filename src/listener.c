@@ -3,6 +3,7 @@
  */
 #include "zring/listener.h"
 #include "zring/conn.h"
+#include "zring/tunnel.h"
 #include "zring/log.h"
 #include "zring/ring.h"
 #include "zring/worker.h"
@@ -20,7 +21,8 @@
 
 const char *role_name(enum role r)
 {
-	return r == ROLE_OUTBOUND ? "outbound" : "inbound";
+	static const char *const names[] = { "outbound", "inbound", "hbone" };
+	return names[r];
 }
 
 static int open_socket(const union addr *addr)
@@ -138,6 +140,8 @@ void listener_on_accept(struct listener *l, const struct io_uring_cqe *cqe)
 	if (res >= 0) {
 		if (l->closing)
 			close(res);
+		else if (l->role == ROLE_HBONE)
+			tunnel_accept(l, res);
 		else
 			conn_accept(l, res);
 	} else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {

@@ -121,7 +121,7 @@ int main(int argc, char **argv)
 	struct snapshot_slot slot;
 	struct watch watch;
 	slot_init(&slot);
-	ret = watch_init(&watch, o.config, &slot);
+	ret = watch_init(&watch, o.config, o.certs, &slot);
 	if (ret == 0)
 		ret = run(&o, &slot, &watch);
 	else

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 enum opt_id {
-	O_CONFIG = 256, O_OUTBOUND, O_INBOUND, O_WORKERS, O_DRAIN, O_CONNECT, O_IDLE,
+	O_CONFIG = 256, O_CERTS, O_HBONE, O_HBONE_PORT, O_MAX_STREAMS, O_POOL_IDLE, O_OUTBOUND, O_INBOUND, O_WORKERS, O_DRAIN, O_CONNECT, O_IDLE,
 	O_MARK, O_PUMP, O_PIPES, O_BUFFERS, O_LEVEL, O_FORMAT,
 };
 
@@ -29,6 +29,16 @@ struct opt_def {
 static const struct opt_def defs[] = {
 	{ "config", "ZRING_CONFIG", O_CONFIG, "FILE",
 	  "workload config (JSON); watched and hot-reloaded (default: none, all passthrough)" },
+	{ "certs", "ZRING_CERTS", O_CERTS, "DIR",
+	  "certificate directory (root-cert.pem, <td>/ns/<ns>/sa/<sa>/...); enables HBONE" },
+	{ "hbone", "ZRING_HBONE", O_HBONE, "ADDR[,ADDR]",
+	  "inbound HBONE (mTLS) listeners (default 0.0.0.0:15008,[::]:15008; needs --certs)" },
+	{ "hbone-port", "ZRING_HBONE_PORT", O_HBONE_PORT, "PORT",
+	  "port of peers' HBONE listeners (default 15008)" },
+	{ "hbone-max-streams", "ZRING_HBONE_MAX_STREAMS", O_MAX_STREAMS, "N",
+	  "streams per pooled tunnel (default 100)" },
+	{ "hbone-idle-timeout", "ZRING_HBONE_IDLE_TIMEOUT", O_POOL_IDLE, "DUR",
+	  "close pooled tunnels without streams after this long (default 60s)" },
 	{ "outbound", "ZRING_OUTBOUND", O_OUTBOUND, "ADDR[,ADDR]",
 	  "outbound capture listeners (default 0.0.0.0:15001,[::]:15001)" },
 	{ "inbound", "ZRING_INBOUND", O_INBOUND, "ADDR[,ADDR]",
@@ -130,6 +140,25 @@ static int apply(struct opts *o, int id, const char *v)
 			return -EINVAL;
 		o->config = v;
 		return 0;
+	case O_CERTS:
+		if (!*v)
+			return -EINVAL;
+		o->certs = v;
+		return 0;
+	case O_HBONE:
+		return opts_parse_addrs(v, &o->hbone);
+	case O_HBONE_PORT:
+		if (parse_uint(v, 65535, &n) < 0 || n == 0)
+			return -EINVAL;
+		o->hbone_port = (uint16_t)n;
+		return 0;
+	case O_MAX_STREAMS:
+		if (parse_uint(v, 10000, &n) < 0 || n == 0)
+			return -EINVAL;
+		o->hbone_max_streams = (unsigned)n;
+		return 0;
+	case O_POOL_IDLE:
+		return opts_parse_duration(v, &o->hbone_idle_timeout_ms);
 	case O_OUTBOUND:
 		return opts_parse_addrs(v, &o->outbound);
 	case O_INBOUND:
@@ -183,7 +212,11 @@ static void set_defaults(struct opts *o)
 	memset(o, 0, sizeof(*o));
 	opts_parse_addrs("0.0.0.0:15001,[::]:15001", &o->outbound);
 	opts_parse_addrs("0.0.0.0:15006,[::]:15006", &o->inbound);
-	o->outbound.is_default = o->inbound.is_default = true;
+	opts_parse_addrs("0.0.0.0:15008,[::]:15008", &o->hbone);
+	o->outbound.is_default = o->inbound.is_default = o->hbone.is_default = true;
+	o->hbone_port = 15008;
+	o->hbone_max_streams = 100;
+	o->hbone_idle_timeout_ms = 60000;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	o->workers = cpus > 0 ? (unsigned)cpus : 1;
 	o->drain_timeout_ms = 5000;

@@ -7,16 +7,18 @@
 #include <errno.h>
 #include <stdlib.h>
 
-int snapshot_new(struct config *cfg_take, struct snapshot **out)
+int snapshot_new(struct config *cfg_take, struct certstore *certs_take, struct snapshot **out)
 {
 	struct snapshot *s = calloc(1, sizeof(*s));
 	if (!s || route_build(cfg_take, &s->routes) < 0) {
 		free(s);
 		config_unref(cfg_take);
+		certstore_unref(certs_take);
 		return -ENOMEM;
 	}
 	atomic_init(&s->refs, 1);
 	s->cfg = cfg_take;
+	s->certs = certs_take;
 	*out = s;
 	return 0;
 }
@@ -34,6 +36,7 @@ void snapshot_unref(struct snapshot *s)
 		return;
 	route_free(s->routes);
 	config_unref(s->cfg);
+	certstore_unref(s->certs);
 	free(s);
 }
 

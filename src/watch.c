@@ -163,8 +163,12 @@ static int load(struct watch *w, bool initial)
 		return err;
 	}
 	config_errors_free(&errs);
+	struct snapshot *cur = slot_acquire(w->slot);
+	struct certstore *certs = cur ? certstore_ref(cur->certs) : w->initial_certs;
+	w->initial_certs = NULL;
+	snapshot_unref(cur);
 	struct snapshot *s;
-	if ((err = snapshot_new(cfg, &s)) < 0)
+	if ((err = snapshot_new(cfg, certs, &s)) < 0)
 		return err;
 	slot_publish(w->slot, s);
 	atomic_fetch_add(&w->reloads, 1);
@@ -174,7 +178,26 @@ static int load(struct watch *w, bool initial)
 	return 0;
 }
 
-int watch_init(struct watch *w, const char *path, struct snapshot_slot *slot)
+static void log_certs(const struct certstore *cs, const char *msg)
+{
+	struct log_line l;
+	if (!log_begin(&l, LOG_INFO, msg))
+		return;
+	log_str(&l, "dir", cs->dir);
+	log_u64(&l, "identities", cs->n);
+	log_u64(&l, "refused", cs->rejected);
+	log_end(&l);
+	for (size_t i = 0; i < cs->n; i++) {
+		if (!log_begin(&l, LOG_INFO, "identity"))
+			return;
+		log_str(&l, "identity", cs->ids[i].id);
+		log_u64(&l, "not_after_ms", cs->ids[i].not_after_ms);
+		log_end(&l);
+	}
+}
+
+int watch_init(struct watch *w, const char *path, const char *certs_dir,
+	       struct snapshot_slot *slot)
 {
 	memset(w, 0, sizeof(*w));
 	w->slot = slot;
@@ -182,6 +205,17 @@ int watch_init(struct watch *w, const char *path, struct snapshot_slot *slot)
 	w->wd = -1;
 	op_init(&w->op_event, OP_WATCH_EVENT, 0);
 	op_init(&w->op_debounce, OP_WATCH_DEBOUNCE, 0);
+	op_init(&w->op_certs, OP_WATCH_CERTS, 0);
+	if (certs_dir) {
+		int err;
+		w->certs_dir = strdup(certs_dir);
+		if (!w->certs_dir)
+			return -ENOMEM;
+		if ((err = certstore_load(certs_dir, NULL, &w->initial_certs)) < 0)
+			return err;
+		w->certs_sig = w->initial_certs->sig;
+		log_certs(w->initial_certs, "certificates loaded");
+	}
 	if (path) {
 		char tmp[PATH_MAX];
 		w->path = strdup(path);
@@ -211,8 +245,67 @@ static void arm_timer(struct watch *w, struct io_uring *ring, uint64_t ns)
 	w->timer_armed = true;
 }
 
+static void arm_certs(struct watch *w, struct io_uring *ring)
+{
+	w->certs_ts.tv_sec = 1;
+	w->certs_ts.tv_nsec = 0;
+	struct io_uring_sqe *sqe = ring_sqe_op(ring, &w->op_certs);
+	io_uring_prep_timeout(sqe, &w->certs_ts, 0, 0);
+	w->certs_armed = true;
+}
+
+/* Has any loaded identity expired since it was loaded? */
+static bool certs_expired(const struct certstore *cs)
+{
+	uint64_t now = wall_ms();
+	for (size_t i = 0; cs && i < cs->n; i++)
+		if (cs->ids[i].not_after_ms && cs->ids[i].not_after_ms <= now)
+			return true;
+	return false;
+}
+
+static void reload_certs(struct watch *w)
+{
+	struct snapshot *cur = slot_acquire(w->slot);
+	struct certstore *cs;
+	uint64_t sig = certstore_scan_sig(w->certs_dir);
+	if (sig == w->certs_sig && !certs_expired(cur ? cur->certs : NULL)) {
+		snapshot_unref(cur);
+		return;
+	}
+	w->certs_sig = sig;
+	if (certstore_load(w->certs_dir, cur ? cur->certs : NULL, &cs) < 0) {
+		atomic_fetch_add(&w->cert_failures, 1);
+		log_msg(LOG_ERROR, "certificate reload failed: keeping the previous certificates");
+		snapshot_unref(cur);
+		return;
+	}
+	if (cs->rejected)
+		atomic_fetch_add(&w->cert_failures, 1);
+	struct snapshot *s;
+	if (cur && snapshot_new(config_ref(cur->cfg), cs, &s) == 0) {
+		slot_publish(w->slot, s);
+		atomic_fetch_add(&w->cert_reloads, 1);
+		log_certs(cs, "certificates reloaded");
+		if (w->on_publish)
+			w->on_publish(w->arg);
+	}
+	snapshot_unref(cur);
+}
+
+void watch_on_certs(struct watch *w, struct io_uring *ring, const struct io_uring_cqe *cqe)
+{
+	w->certs_armed = false;
+	if (w->stopping)
+		return;
+	reload_certs(w);
+	arm_certs(w, ring);
+}
+
 int watch_start(struct watch *w, struct io_uring *ring)
 {
+	if (w->certs_dir)
+		arm_certs(w, ring);
 	if (!w->path)
 		return 0;
 	w->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -299,7 +392,7 @@ void watch_on_debounce(struct watch *w, struct io_uring *ring, const struct io_u
 
 bool watch_idle(const struct watch *w)
 {
-	return !w->event_armed && !w->timer_armed;
+	return !w->event_armed && !w->timer_armed && !w->certs_armed;
 }
 
 bool watch_stop(struct watch *w, struct io_uring *ring)
@@ -310,6 +403,8 @@ bool watch_stop(struct watch *w, struct io_uring *ring)
 			ring_cancel_op(ring, &w->op_event);
 		if (w->timer_armed)
 			ring_cancel_op(ring, &w->op_debounce);
+		if (w->certs_armed)
+			ring_cancel_op(ring, &w->op_certs);
 	}
 	return watch_idle(w);
 }
@@ -318,6 +413,8 @@ void watch_deinit(struct watch *w)
 {
 	if (w->ino_fd >= 0)
 		close(w->ino_fd);
+	certstore_unref(w->initial_certs);
+	free(w->certs_dir);
 	free(w->path);
 	free(w->dir);
 	free(w->base);

@@ -8,6 +8,7 @@
 #include "zring/listener.h"
 #include "zring/log.h"
 #include "zring/ring.h"
+#include "zring/tunnel.h"
 
 #include <errno.h>
 #include <semaphore.h>
@@ -97,7 +98,8 @@ struct worker *worker_new(unsigned id, const struct opts *opts, struct snapshot_
 	w->rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)id << 32) ^ now_ns();
 	w->done_fd = done_fd;
 	w->wake_fd = -1;
-	w->listeners = calloc(opts->outbound.n + opts->inbound.n, sizeof(*w->listeners));
+	w->listeners = calloc(opts->outbound.n + opts->inbound.n + opts->hbone.n,
+			      sizeof(*w->listeners));
 	w->wake_fd = eventfd(0, EFD_CLOEXEC);
 	if (!w->listeners || w->wake_fd < 0) {
 		*err = w->listeners ? -errno : -ENOMEM;
@@ -106,6 +108,8 @@ struct worker *worker_new(unsigned id, const struct opts *opts, struct snapshot_
 	*err = open_listeners(w, ROLE_OUTBOUND, &opts->outbound);
 	if (*err == 0)
 		*err = open_listeners(w, ROLE_INBOUND, &opts->inbound);
+	if (*err == 0 && opts->certs)
+		*err = open_listeners(w, ROLE_HBONE, &opts->hbone);
 	if (*err == 0 && w->nlisteners == 0)
 		*err = -EADDRNOTAVAIL;
 	if (*err < 0)
@@ -153,7 +157,9 @@ static void start_drain(struct worker *w)
 	/* Backwards: a closed listener is swapped out of the array. */
 	for (unsigned i = w->nlisteners; i-- > 0;)
 		listener_close(w->listeners[i]);
+	tunnel_drain_all(w);
 }
+
 
 /* Close every open connection, e.g. at the drain deadline. */
 static void close_all(struct worker *w, int err, const char *why)
@@ -190,6 +196,7 @@ static void on_tick(struct worker *w, const struct io_uring_cqe *cqe)
 		return;
 	expire_idle(w);
 	conn_retry_parked(w);
+	tunnel_tick(w);
 	if (w->draining && w->now_ns >= w->drain_deadline_ns && w->nconns)
 		close_all(w, 0, "drain deadline");
 	arm_tick(w);
@@ -236,6 +243,18 @@ static void dispatch(struct worker *w, const struct io_uring_cqe *cqe)
 	case OP_PUMP_OUT:
 		pump_on_out(conn_of_dir(container_of(op, struct pump_dir, op_out), op->idx), op, cqe);
 		break;
+	case OP_TUNNEL_CONNECT:
+		tunnel_on_connect(container_of(op, struct tunnel, op_connect), cqe);
+		break;
+	case OP_TUNNEL_CONNECT_TIMEOUT:
+		tunnel_on_connect_timeout(container_of(op, struct tunnel, op_connect_timeout), cqe);
+		break;
+	case OP_TUNNEL_RECV:
+		tunnel_on_recv(container_of(op, struct tunnel, op_recv), cqe);
+		break;
+	case OP_TUNNEL_SEND:
+		tunnel_on_send(container_of(op, struct tunnel, op_send), cqe);
+		break;
 	default:
 		break;
 	}
@@ -245,7 +264,7 @@ static void dispatch(struct worker *w, const struct io_uring_cqe *cqe)
  * let the loop run until their completions are in. */
 static void maybe_stop(struct worker *w)
 {
-	if (!w->draining || w->stopped || w->nconns || w->nlisteners)
+	if (!w->draining || w->stopped || w->nconns || w->nlisteners || w->ntunnels)
 		return;
 	w->stopped = true;
 	if (w->tick_armed)
@@ -278,6 +297,36 @@ uint32_t worker_random(struct worker *w)
 	return (uint32_t)(x >> 32);
 }
 
+void worker_defer_put(struct worker *w, struct conn *c)
+{
+	if (w->ndeferred == w->deferred_cap) {
+		unsigned cap = w->deferred_cap ? w->deferred_cap * 2 : 64;
+		struct conn **p = realloc(w->deferred, cap * sizeof(*p));
+		if (!p)
+			abort();	/* a few bytes; cannot happen in practice */
+		w->deferred = p;
+		w->deferred_cap = cap;
+	}
+	c->inflight++;
+	w->deferred[w->ndeferred++] = c;
+}
+
+static void run_deferred(struct worker *w)
+{
+	/* Puts may defer more; handle those in the same pass. */
+	for (unsigned i = 0; i < w->ndeferred; i++) {
+		struct conn *c = w->deferred[i];
+		c->inflight--;
+		conn_put(c);
+	}
+	w->ndeferred = 0;
+}
+
+void worker_count_tls_failure(struct worker *w)
+{
+	w->tls_failures++;
+}
+
 static void run_loop(struct worker *w)
 {
 	while (!w->stopped || w->tick_armed || w->wake_armed) {
@@ -294,6 +343,7 @@ static void run_loop(struct worker *w)
 			n++;
 		}
 		io_uring_cq_advance(&w->ring, n);
+		run_deferred(w);
 		refresh_snapshot(w);
 		if (w->fds_freed) {
 			w->fds_freed = false;
@@ -319,7 +369,8 @@ static int setup_ring(struct worker *w)
 			log_end(&l);
 		}
 	}
-	if (w->opts->pump == PUMP_COPY) {
+	/* The copy pump and HBONE streams read into provided buffers. */
+	if (w->opts->pump == PUMP_COPY || w->opts->certs) {
 		err = bufring_init(&w->bufs, &w->ring, BUF_GROUP, w->opts->buffers, BUF_SIZE);
 		if (err < 0) {
 			log_msg_err(LOG_ERROR, "buffer ring setup failed", "worker", err);
@@ -388,6 +439,7 @@ void worker_free(struct worker *w)
 	pthread_join(w->thread, NULL);
 	free_listeners(w);
 	close(w->wake_fd);
+	free(w->deferred);
 	free(w);
 }
 

@@ -18,7 +18,7 @@
 
 struct worker;
 
-enum role { ROLE_OUTBOUND, ROLE_INBOUND };
+enum role { ROLE_OUTBOUND, ROLE_INBOUND, ROLE_HBONE };
 
 const char *role_name(enum role r);
 

@@ -26,6 +26,7 @@ enum op_type {
 	OP_CTL_DONE,		/* control: a worker ended */
 	OP_WATCH_EVENT,		/* watch: inotify readable */
 	OP_WATCH_DEBOUNCE,	/* watch: debounce timer */
+	OP_WATCH_CERTS,		/* watch: certificate poll timer */
 	OP_TUNNEL_CONNECT,	/* tunnel: connect to the peer's 15008 */
 	OP_TUNNEL_CONNECT_TIMEOUT,
 	OP_TUNNEL_RECV,		/* tunnel: ciphertext in */

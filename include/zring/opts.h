@@ -31,6 +31,11 @@ struct opts {
 	const char *config;		/* workload JSON file, or NULL */
 	struct addr_list outbound;
 	struct addr_list inbound;
+	struct addr_list hbone;		/* inbound HBONE (mTLS) listeners */
+	const char *certs;		/* certificate directory, or NULL */
+	uint16_t hbone_port;		/* peers' HBONE port */
+	unsigned hbone_max_streams;	/* per pooled tunnel */
+	uint64_t hbone_idle_timeout_ms;	/* close pooled tunnels idle this long */
 	unsigned workers;
 	uint64_t drain_timeout_ms;
 	uint64_t connect_timeout_ms;

@@ -1,8 +1,8 @@
 /*
  * The watch channel's payload and its single "latest" slot.
  *
- * A snapshot is a validated config plus its routing table: immutable and
- * reference-counted. The watcher publishes a new one into the slot (which
+ * A snapshot is a validated config plus its routing table and the local
+ * identities' certificates: immutable and reference-counted. The watcher publishes a new one into the slot (which
  * holds a reference) and wakes the workers; each worker takes a reference
  * to the latest at a loop boundary, and every connection keeps a reference
  * to the snapshot it started with until it ends. The last unref frees it,
@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "zring/certs.h"
 #include "zring/config.h"
 #include "zring/route.h"
 
@@ -24,11 +25,13 @@ struct snapshot {
 	uint64_t loaded_at_ms;
 	struct config *cfg;
 	struct route_table *routes;
+	struct certstore *certs;	/* local identities, or NULL without --certs */
 };
 
-/* Wrap cfg (ownership of the caller's reference moves in) with its routing
- * table. Returns 0 and *out (refs = 1), or -ENOMEM (cfg is released). */
-int snapshot_new(struct config *cfg_take, struct snapshot **out);
+/* Wrap cfg and certs (the caller's references move in; certs may be NULL)
+ * with cfg's routing table. Returns 0 and *out (refs = 1), or -ENOMEM
+ * (both are released). */
+int snapshot_new(struct config *cfg_take, struct certstore *certs_take, struct snapshot **out);
 
 struct snapshot *snapshot_ref(struct snapshot *s);
 void snapshot_unref(struct snapshot *s);

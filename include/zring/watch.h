@@ -11,6 +11,12 @@
  * good snapshot: the errors are logged with file, line:column and JSON path,
  * the failure counter moves, and the last good snapshot stays.
  *
+ * Certificates (--certs) are checked every second: when any file under the
+ * directory changed (stat signature) or a loaded certificate expired, the
+ * store is rebuilt (see certs.h for what is checked) and published with
+ * the current config; open tunnels keep their sessions, new handshakes use
+ * the new contexts.
+ *
  * Runs on the control thread's io_uring.
  */
 #ifndef ZRING_WATCH_H
@@ -33,6 +39,14 @@ struct watch {
 	int wd;
 	struct op op_event;
 	struct op op_debounce;
+	struct op op_certs;	/* certificate poll timer */
+	struct __kernel_timespec certs_ts;
+	bool certs_armed;
+	char *certs_dir;	/* NULL: no certificates */
+	struct certstore *initial_certs;	/* until the first publish */
+	uint64_t certs_sig;	/* stat signature of the loaded files */
+	_Atomic uint64_t cert_reloads;
+	_Atomic uint64_t cert_failures;
 	struct __kernel_timespec debounce_ts;
 	bool event_armed;
 	bool timer_armed;
@@ -54,7 +68,8 @@ struct watch {
  * are logged and -EINVAL (or -errno) is returned, so zring refuses to start
  * on a bad config rather than run without one.
  */
-int watch_init(struct watch *w, const char *path, struct snapshot_slot *slot);
+int watch_init(struct watch *w, const char *path, const char *certs_dir,
+	       struct snapshot_slot *slot);
 
 /* Start watching (inotify on the directory) on `ring`. 0 or -errno. */
 int watch_start(struct watch *w, struct io_uring *ring);
@@ -64,6 +79,7 @@ void watch_reload(struct watch *w);
 
 void watch_on_event(struct watch *w, struct io_uring *ring, const struct io_uring_cqe *cqe);
 void watch_on_debounce(struct watch *w, struct io_uring *ring, const struct io_uring_cqe *cqe);
+void watch_on_certs(struct watch *w, struct io_uring *ring, const struct io_uring_cqe *cqe);
 
 /* Cancel in-flight ops; true once none is left. */
 bool watch_stop(struct watch *w, struct io_uring *ring);

@@ -22,6 +22,7 @@
 
 struct conn;
 struct listener;
+struct tunnel;
 struct pump_dir;
 
 /* Commands from the control thread (bits of worker.cmd). */
@@ -54,6 +55,12 @@ struct worker {
 	struct conn *lru_head, *lru_tail;
 	unsigned nconns;
 	struct conn *parked_head, *parked_tail;	/* see conn_retry_parked */
+	struct conn **deferred;		/* conns to conn_put at the loop boundary */
+	unsigned ndeferred, deferred_cap;
+
+	struct tunnel *tunnels;		/* HBONE tunnels, both sides */
+	unsigned ntunnels;
+	uint64_t tls_failures;
 	uint64_t next_conn_id;
 
 	_Atomic unsigned cmd;
@@ -101,6 +108,12 @@ void worker_free(struct worker *w);
 
 /* A listener gave up its last in-flight op. */
 void worker_listener_closed(struct worker *w, struct listener *l);
+
+/* Hold c (as an in-flight op would) and conn_put it at the loop boundary:
+ * for code inside library callbacks that must not free c under them. */
+void worker_defer_put(struct worker *w, struct conn *c);
+
+void worker_count_tls_failure(struct worker *w);
 
 /* Out of descriptors: pause every listener of this worker for a moment. */
 void worker_pause_accept(struct worker *w, int err);

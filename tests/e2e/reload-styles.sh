@@ -48,7 +48,7 @@ expect_version() {
   wait_config_version "$1" || fail "$2: zring did not apply config version $1 (at $(config_version))"
   [ "$(config_version)" -eq "$1" ] || fail "$2: want config version $1, zring is at $(config_version)"
   # A reject is allowed only for an in-place write read half-written (lib.sh).
-  [ "$(config_other_errors)" -eq 0 ] && [ "$(config_rejects)" -eq "$(config_partial_errors)" ] ||
+  [[ "$(config_other_errors)" -eq 0 && "$(config_rejects)" -eq "$(config_partial_errors)" ]] ||
     fail "$2: zring rejected an update: $(grep 'config' "$ZLOG" | grep -v 'config loaded' | tail -n3)"
 }
 

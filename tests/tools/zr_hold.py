@@ -16,13 +16,12 @@ byte on any connection is caught ("broken", why=corrupt...).
                      to WAIT s for its echo before opening the next, until
                      one does not come back in time (the proxy is full):
                      the rest are opened without waiting.
-  ping WAIT [MAX]    queue a random payload of 1..MAX bytes (default 65536)
-                     on every open connection, then send and read echoes
-                     until every connection has all its bytes back or WAIT
-                     seconds pass.
-  wait WAIT [N]      like ping without sending anything new; with N, also
-                     done once at most N connections are still waiting and
-                     none is stalled.
+  ping WAIT [N]      queue a random payload of 1..65536 bytes on every open
+                     connection, then send and read echoes until every
+                     connection has all its bytes back or WAIT seconds
+                     pass; with N, also done once at most N connections
+                     are still waiting and none is stalled (see below).
+  wait WAIT [N]      like ping without sending anything new.
   close K            close K "proxied" connections, oldest first, cleanly:
                      shut down the write side, read to the server's EOF
                      (everything echoed, nothing more), then close.
@@ -221,10 +220,10 @@ class Holder:
                 full = c.outstanding() > 0
         return f"full={'yes' if full else 'no'}"
 
-    def cmd_ping(self, wait, maxlen=65536):
+    def cmd_ping(self, wait, waiting=None):
         for c in self.conns:
-            c.unsent += os.urandom(self.rng.randint(1, int(maxlen)))
-        return self.cmd_wait(wait)
+            c.unsent += os.urandom(self.rng.randint(1, 65536))
+        return self.cmd_wait(wait, waiting)
 
     def cmd_wait(self, wait, waiting=None):
         start = time.monotonic()

@@ -1,0 +1,250 @@
+/*
+ * HBONE requests: opening streams (client) and answering CONNECT (server).
+ * See include/zring/hbone.h.
+ */
+#include "zring/hbone.h"
+#include "zring/certs.h"
+#include "zring/conn.h"
+#include "zring/log.h"
+#include "zring/route.h"
+#include "zring/tunnel.h"
+#include "zring/worker.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The workload that owns address a in snapshot s, or NULL. */
+static const struct workload *workload_at(const struct snapshot *s, const union addr *a)
+{
+	struct route r;
+	if (!s || route_lookup(s->routes, a, 0, &r) < 0 || r.kind != ROUTE_WORKLOAD)
+		return NULL;
+	return r.workload;
+}
+
+static const struct local_identity *identity_of(const struct snapshot *s, const struct workload *wl)
+{
+	return wl && s->certs ? certstore_find(s->certs, wl->identity) : NULL;
+}
+
+int hbone_client_start(struct conn *c)
+{
+	struct worker *w = c->w;
+	const struct snapshot *s = c->snap;
+	const struct local_identity *src = identity_of(s, workload_at(s, &c->src));
+	if (!src) {
+		c->why = "no certificate for the source workload";
+		return -EACCES;
+	}
+	union addr peer = c->upstream;
+	if (peer.sa.sa_family == AF_INET6)
+		peer.in6.sin6_port = htons(w->opts->hbone_port);
+	else
+		peer.in4.sin_port = htons(w->opts->hbone_port);
+	int err;
+	struct tunnel *t = tunnel_get(w, src, c->dst_workload->identity, &peer, &err);
+	if (!t) {
+		c->why = "tunnel";
+		return err;
+	}
+	c->stream_side = SIDE_UPSTREAM;
+	c->pump = &pump_hbone_ops;
+	c->peer_id = strdup(c->dst_workload->identity);
+	err = tunnel_open_stream(t, c, &c->upstream, &c->src);
+	if (err < 0)
+		c->why = "tunnel stream";
+	return err;
+}
+
+int hbone_server_ctx(struct worker *w, const union addr *local, WOLFSSL_CTX **ctx)
+{
+	const struct local_identity *id = identity_of(w->snap, workload_at(w->snap, local));
+	if (!id)
+		return -ENOENT;
+	*ctx = id->server;
+	return 0;
+}
+
+bool hbone_trusted_peer(struct tunnel *t, const char *peer_id)
+{
+	const struct local_identity *id = identity_of(t->w->snap, workload_at(t->w->snap, &t->local));
+	if (!id)
+		return false;
+	snprintf(t->src_id, sizeof(t->src_id), "%s", id->id);
+	/* spiffe://<td>/... : the trust domains must be the same. */
+	size_t n = strlen("spiffe://") + strlen(id->trust_domain);
+	return strncmp(peer_id, id->id, n) == 0 && peer_id[n] == '/';
+}
+
+void hbone_tunnel_ready(struct tunnel *t)
+{
+	struct log_line l;
+	char a[ADDR_STRLEN];
+	if (log_begin(&l, LOG_DEBUG, "tunnel ready")) {
+		log_str(&l, "side", t->server ? "server" : "client");
+		log_str(&l, "peer", addr_format(&t->peer, a, sizeof(a)));
+		log_str(&l, "peer_identity", t->peer_id);
+		log_end(&l);
+	}
+}
+
+int hbone_server_begin(struct tunnel *t, int32_t stream_id)
+{
+	struct conn *c = conn_new_stream(t->w, ROLE_HBONE);
+	if (!c)
+		return -ENOMEM;
+	c->tunnel = t;
+	c->stream_id = stream_id;
+	c->stream_side = SIDE_CLIENT;
+	c->pump = &pump_hbone_ops;
+	c->src = t->peer;
+	c->peer_id = strdup(t->peer_id);
+	t->nstreams++;
+	nghttp2_session_set_stream_user_data(t->h2, stream_id, c);
+	return 0;
+}
+
+static bool is(const char *name, size_t len, const char *want)
+{
+	return strlen(want) == len && memcmp(name, want, len) == 0;
+}
+
+/* forwarded: for="ip:port" (or for=ip:port); anything else is ignored. */
+static void parse_forwarded(struct conn *c, const char *v, size_t len)
+{
+	char buf[128];
+	if (len >= sizeof(buf) || len < 5 || strncmp(v, "for=", 4) != 0)
+		return;
+	memcpy(buf, v + 4, len - 4);
+	buf[len - 4] = '\0';
+	char *p = buf;
+	if (*p == '"') {
+		p++;
+		char *q = strchr(p, '"');
+		if (!q)
+			return;
+		*q = '\0';
+	}
+	union addr a;
+	if (addr_parse(p, &a) == 0)
+		c->src = a;
+}
+
+void hbone_header(struct conn *c, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+	char buf[ADDR_STRLEN];
+	if (c->stream_side == SIDE_UPSTREAM) {	/* client: the response */
+		if (is(name, nlen, ":status") && vlen == 3)
+			c->status = (uint16_t)atoi((char[4]){ value[0], value[1], value[2], 0 });
+		return;
+	}
+	if (is(name, nlen, ":method")) {
+		if (!is(value, vlen, "CONNECT"))
+			c->bad_request = true;
+	} else if (is(name, nlen, ":authority")) {
+		if (vlen >= sizeof(buf)) {
+			c->bad_request = true;
+			return;
+		}
+		memcpy(buf, value, vlen);
+		buf[vlen] = '\0';
+		if (addr_parse(buf, &c->dst) < 0 || addr_port(&c->dst) == 0)
+			c->bad_request = true;
+	} else if (is(name, nlen, ":path") || is(name, nlen, ":scheme") ||
+		   is(name, nlen, ":protocol")) {
+		c->bad_request = true;	/* plain CONNECT has neither */
+	} else if (is(name, nlen, "forwarded")) {
+		parse_forwarded(c, value, vlen);
+	}
+}
+
+/* Answer the CONNECT; `status` 200 keeps the stream open for data. */
+static void respond(struct conn *c, unsigned status)
+{
+	char s[4];
+	snprintf(s, sizeof(s), "%u", status);
+	const nghttp2_nv hdrs[] = {
+		{ (uint8_t *)":status", (uint8_t *)s, 7, 3, NGHTTP2_NV_FLAG_NONE },
+	};
+	nghttp2_data_provider dp = { .source.ptr = c, .read_callback = pump_hbone_read };
+	c->status = (uint16_t)status;
+	if (c->tunnel) {
+		nghttp2_submit_response(c->tunnel->h2, c->stream_id, hdrs, 1,
+					status == 200 ? &dp : NULL);
+		tunnel_flush(c->tunnel);
+	}
+}
+
+static void refuse(struct conn *c, unsigned status, int err, const char *why)
+{
+	respond(c, status);
+	/* The answer is queued; detaching without reset lets it go out. */
+	if (c->tunnel)
+		tunnel_detach(c->tunnel, c, false);
+	conn_close(c, err, why, false);
+}
+
+static void server_request(struct conn *c)
+{
+	if (c->dst.sa.sa_family == 0)
+		c->bad_request = true;
+	if (c->bad_request) {
+		refuse(c, 400, -EINVAL, "bad CONNECT request");
+		worker_defer_put(c->w, c);
+		return;
+	}
+	struct route r;
+	if (!c->snap || route_lookup(c->snap->routes, &c->dst, 0, &r) < 0 ||
+	    r.kind != ROUTE_WORKLOAD) {
+		refuse(c, 401, -EACCES, "destination is not a local workload");
+		worker_defer_put(c->w, c);
+		return;
+	}
+	c->route = ROUTE_WORKLOAD;
+	c->dst_workload = r.workload;
+	c->upstream = c->dst;
+	int err = conn_connect(c);
+	if (err < 0) {
+		refuse(c, 503, err, "upstream socket");
+		worker_defer_put(c->w, c);
+	}
+}
+
+static void client_response(struct conn *c)
+{
+	if (c->status == 200) {
+		c->connected = true;
+		conn_touch(c);
+		pump_start(c);
+		return;
+	}
+	char *why = c->status == 401 ? "tunnel refused: 401" :
+		    c->status == 503 ? "tunnel refused: 503" :
+		    c->status == 400 ? "tunnel refused: 400" : "tunnel refused";
+	conn_close(c, -ECONNREFUSED, why, true);
+	worker_defer_put(c->w, c);
+}
+
+void hbone_headers_done(struct conn *c)
+{
+	if (c->closing)
+		return;
+	if (c->stream_side == SIDE_UPSTREAM)
+		client_response(c);
+	else if (!c->status)
+		server_request(c);
+}
+
+void hbone_connected(struct conn *c, int res)
+{
+	if (res < 0) {
+		int err = res == -ECANCELED ? -ETIMEDOUT : res;
+		refuse(c, 503, err, "upstream connect");
+		return;
+	}
+	c->connected = true;
+	conn_touch(c);
+	respond(c, 200);
+	pump_start(c);
+}

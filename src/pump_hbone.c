@@ -1,0 +1,265 @@
+/*
+ * The HBONE pump: one side of the conn is a socket, the other an HTTP/2
+ * stream on a tunnel.
+ *
+ * socket -> stream: io_uring recv into a provided buffer (none held while
+ * idle); the stream's data provider hands it to nghttp2, which frames and
+ * encrypts it right away, and the buffer goes back before the next recv.
+ * A stream whose send window is closed is not asked for data, so the
+ * buffer stays and no further recv is armed: backpressure reaches the
+ * sender's socket.
+ *
+ * stream -> socket: DATA arrives in a callback, is queued, and sent with
+ * io_uring; only once bytes reached the socket is their window given back
+ * (nghttp2_session_consume), so a slow reader holds at most one stream
+ * window (4 MiB) in zring.
+ *
+ * END_STREAM is FIN both ways (half-close); RST_STREAM and tunnel loss are
+ * resets.
+ */
+#include "zring/conn.h"
+#include "zring/hbone.h"
+#include "zring/pump.h"
+#include "zring/ring.h"
+#include "zring/tunnel.h"
+#include "zring/worker.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+/* The direction whose source is the socket / the stream. */
+static unsigned sock_dir(const struct conn *c)
+{
+	return c->stream_side == SIDE_UPSTREAM ? 0 : 1;
+}
+
+static int sock_fd(const struct conn *c)
+{
+	return c->fd[!c->stream_side];
+}
+
+static void arm_recv(struct conn *c)
+{
+	struct worker *w = c->w;
+	struct io_uring_sqe *sqe = ring_sqe_op(&w->ring, &c->dir[sock_dir(c)].op_in);
+	io_uring_prep_recv(sqe, sock_fd(c), NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = w->bufs.bgid;
+	conn_op_submitted(c);
+}
+
+static void drop_buffer(struct conn *c, struct pump_dir *pd)
+{
+	if (!(pd->flags & DIR_HAS_BUF))
+		return;
+	pd->flags &= (uint8_t)~DIR_HAS_BUF;
+	bufring_put(&c->w->bufs, pd->bid);
+	worker_wait_wake(c->w);
+}
+
+static void resume_stream(struct conn *c)
+{
+	if (c->tunnel) {
+		nghttp2_session_resume_data(c->tunnel->h2, c->stream_id);
+		tunnel_flush(c->tunnel);
+	}
+}
+
+/* Both ways ended: close. We may be inside an nghttp2 callback, so the
+ * conn is freed at the loop boundary, not here. */
+static void maybe_done(struct conn *c)
+{
+	if ((c->dir[0].flags & DIR_EOF) && (c->dir[1].flags & DIR_EOF) && !c->closing) {
+		conn_close(c, 0, NULL, false);
+		worker_defer_put(c->w, c);
+	}
+}
+
+static void hbone_run(struct conn *c, unsigned d)
+{
+	if (d == sock_dir(c))
+		arm_recv(c);
+}
+
+/* socket -> stream: a recv completed. */
+static void hbone_on_in(struct conn *c, unsigned d, const struct io_uring_cqe *cqe)
+{
+	struct pump_dir *pd = &c->dir[d];
+	if (cqe->flags & IORING_CQE_F_BUFFER) {
+		pd->bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+		pd->flags |= DIR_HAS_BUF;
+		c->w->bufs.out++;
+	}
+	if (cqe->res > 0) {
+		pd->len = (uint32_t)cqe->res;
+		pd->off = 0;
+	} else {
+		drop_buffer(c, pd);
+		if (cqe->res == -ENOBUFS) {
+			worker_wait_enqueue(c->w, pd);
+			return;
+		}
+		if (cqe->res < 0) {
+			conn_close(c, cqe->res, c->stream_side == SIDE_UPSTREAM ?
+				   "client reset" : "upstream reset", true);
+			return;
+		}
+		pd->flags |= DIR_EOF_SEEN;	/* FIN: END_STREAM once drained */
+	}
+	resume_stream(c);
+}
+
+ssize_t pump_hbone_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
+			uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+	struct conn *c = src->ptr;
+	if (!c || c->closing)
+		return NGHTTP2_ERR_DEFERRED;
+	unsigned d = sock_dir(c);
+	struct pump_dir *pd = &c->dir[d];
+	if (pd->flags & DIR_HAS_BUF) {
+		size_t n = pd->len - pd->off;
+		if (n > len)
+			n = len;
+		memcpy(buf, bufring_data(&c->w->bufs, pd->bid) + pd->off, n);
+		pd->off += (uint32_t)n;
+		pump_dir_moved(c, d, (uint32_t)n);
+		if (pd->off == pd->len) {
+			drop_buffer(c, pd);
+			arm_recv(c);
+		}
+		conn_touch(c);
+		return (ssize_t)n;
+	}
+	if (pd->flags & DIR_EOF_SEEN) {
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+		pd->flags = (uint8_t)((pd->flags & ~DIR_EOF_SEEN) | DIR_EOF);
+		maybe_done(c);
+		return 0;
+	}
+	return NGHTTP2_ERR_DEFERRED;
+}
+
+static void arm_send(struct conn *c, unsigned d)
+{
+	struct pump_dir *pd = &c->dir[d];
+	struct chunk *k = pd->q_head;
+	struct io_uring_sqe *sqe = ring_sqe_op(&c->w->ring, &pd->op_out);
+	io_uring_prep_send(sqe, sock_fd(c), k->data + k->off, k->len - k->off, MSG_NOSIGNAL);
+	pd->flags |= DIR_SENDING;
+	conn_op_submitted(c);
+}
+
+/* stream -> socket: the queue is empty and the peer ended the stream. */
+static void pass_fin(struct conn *c, unsigned d)
+{
+	struct pump_dir *pd = &c->dir[d];
+	if (!(pd->flags & DIR_EOF_SEEN) || pd->q_head || (pd->flags & DIR_SENDING))
+		return;
+	pd->flags = (uint8_t)((pd->flags & ~DIR_EOF_SEEN) | DIR_EOF);
+	shutdown(sock_fd(c), SHUT_WR);
+	maybe_done(c);
+}
+
+int pump_hbone_data(struct conn *c, const uint8_t *data, size_t len)
+{
+	unsigned d = !sock_dir(c);
+	struct pump_dir *pd = &c->dir[d];
+	if (c->closing) {
+		if (c->tunnel)
+			nghttp2_session_consume(c->tunnel->h2, c->stream_id, len);
+		return 0;
+	}
+	struct chunk *k = malloc(sizeof(*k) + len);
+	if (!k)
+		return -ENOMEM;
+	k->next = NULL;
+	k->len = (uint32_t)len;
+	k->off = 0;
+	memcpy(k->data, data, len);
+	if (pd->q_tail)
+		pd->q_tail->next = k;
+	else
+		pd->q_head = k;
+	pd->q_tail = k;
+	if (!(pd->flags & DIR_SENDING))
+		arm_send(c, d);
+	return 0;
+}
+
+/* A send of the queue head completed. */
+static void hbone_on_out(struct conn *c, unsigned d, const struct io_uring_cqe *cqe)
+{
+	struct pump_dir *pd = &c->dir[d];
+	pd->flags &= (uint8_t)~DIR_SENDING;
+	if (cqe->res <= 0) {
+		conn_close(c, cqe->res ? cqe->res : -EPIPE, c->stream_side == SIDE_UPSTREAM ?
+			   "client reset" : "upstream reset", true);
+		return;
+	}
+	struct chunk *k = pd->q_head;
+	k->off += (uint32_t)cqe->res;
+	pump_dir_moved(c, d, (uint32_t)cqe->res);
+	if (k->off == k->len) {
+		pd->q_head = k->next;
+		if (!pd->q_head)
+			pd->q_tail = NULL;
+		if (c->tunnel) {
+			nghttp2_session_consume(c->tunnel->h2, c->stream_id, k->len);
+			tunnel_flush(c->tunnel);	/* WINDOW_UPDATE */
+		}
+		free(k);
+	}
+	if (pd->q_head)
+		arm_send(c, d);
+	else
+		pass_fin(c, d);
+}
+
+void pump_hbone_end(struct conn *c)
+{
+	unsigned d = !sock_dir(c);
+	c->dir[d].flags |= DIR_EOF_SEEN;
+	if (c->connected)
+		pass_fin(c, d);
+}
+
+void pump_hbone_stream_closed(struct conn *c, uint32_t code)
+{
+	if (c->closing)
+		return;
+	if (code != NGHTTP2_NO_ERROR) {
+		conn_close(c, -ECONNRESET, "stream reset", true);
+		worker_defer_put(c->w, c);
+		return;
+	}
+	/* A clean close: both END_STREAMs went; the queue may still drain. */
+	if (!c->connected) {
+		conn_close(c, -ECONNRESET, "stream closed before the answer", true);
+		worker_defer_put(c->w, c);
+	}
+}
+
+static void hbone_release(struct conn *c, unsigned d)
+{
+	struct pump_dir *pd = &c->dir[d];
+	drop_buffer(c, pd);
+	while (pd->q_head) {
+		struct chunk *k = pd->q_head;
+		pd->q_head = k->next;
+		free(k);
+	}
+	pd->q_tail = NULL;
+	if (d == 0 && c->tunnel)
+		tunnel_detach(c->tunnel, c, c->reset || !(c->dir[0].flags & c->dir[1].flags & DIR_EOF));
+}
+
+const struct pump_ops pump_hbone_ops = {
+	.name = "hbone",
+	.run = hbone_run,
+	.on_in = hbone_on_in,
+	.on_out = hbone_on_out,
+	.release = hbone_release,
+};

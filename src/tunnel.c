@@ -1,0 +1,600 @@
+/*
+ * HBONE tunnels: socket I/O, TLS, HTTP/2 session, pool.
+ * See include/zring/tunnel.h. Request handling is in hbone.c, the
+ * stream <-> socket pump in pump_hbone.c.
+ */
+#include "zring/tunnel.h"
+#include "zring/certs.h"
+#include "zring/conn.h"
+#include "zring/hbone.h"
+#include "zring/listener.h"
+#include "zring/log.h"
+#include "zring/ring.h"
+#include "zring/worker.h"
+
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Flow control sized for throughput, as ztunnel does. */
+#define STREAM_WINDOW (4 * 1024 * 1024)
+#define CONN_WINDOW (16 * 1024 * 1024)
+/* Stop asking nghttp2 for output while this much ciphertext waits. */
+#define TLS_OUT_HIGH (1024 * 1024)
+
+static void list_add(struct tunnel *t)
+{
+	struct worker *w = t->w;
+	t->prev = NULL;
+	t->next = w->tunnels;
+	if (w->tunnels)
+		w->tunnels->prev = t;
+	w->tunnels = t;
+	w->ntunnels++;
+}
+
+static void list_del(struct tunnel *t)
+{
+	struct worker *w = t->w;
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		w->tunnels = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	w->ntunnels--;
+}
+
+static void log_tunnel_end(const struct tunnel *t)
+{
+	struct log_line l;
+	char buf[ADDR_STRLEN];
+	enum log_level lv = t->err && t->err != -ECANCELED ? LOG_WARN : LOG_DEBUG;
+	if (!log_begin(&l, lv, "tunnel closed"))
+		return;
+	log_str(&l, "side", t->server ? "server" : "client");
+	log_str(&l, "peer", addr_format(&t->peer, buf, sizeof(buf)));
+	log_str(&l, "peer_identity", t->peer_id[0] ? t->peer_id : "-");
+	if (t->why)
+		log_str(&l, "reason", t->why);
+	if (t->err)
+		log_err(&l, "error", t->err);
+	log_end(&l);
+}
+
+static void tunnel_free(struct tunnel *t)
+{
+	struct worker *w = t->w;
+	log_tunnel_end(t);
+	list_del(t);
+	if (t->h2)
+		nghttp2_session_del(t->h2);
+	tls_deinit(&t->tls);
+	if (t->fd >= 0)
+		close(t->fd);
+	free(t->rx);
+	free(t);
+	w->fds_freed = true;
+}
+
+static void tunnel_put(struct tunnel *t)
+{
+	if (t->closing && t->inflight == 0)
+		tunnel_free(t);
+}
+
+/* Resets every stream's conn; the conns detach themselves. */
+static void reset_streams(struct tunnel *t, int err, const char *why)
+{
+	struct conn *c = t->w->lru_head;
+	while (c) {
+		struct conn *next = c->lru_next;
+		if (c->tunnel == t) {
+			c->tunnel = NULL;
+			t->nstreams--;
+			conn_close(c, err, why, true);
+			worker_defer_put(t->w, c);
+		}
+		c = next;
+	}
+}
+
+void tunnel_close(struct tunnel *t, int err, const char *why)
+{
+	if (t->closing)
+		return;
+	t->closing = true;
+	t->err = err;
+	t->why = why;
+	reset_streams(t, err ? err : -ECONNRESET, why ? why : "tunnel closed");
+	if (t->inflight && t->fd >= 0)
+		ring_cancel_fd(&t->w->ring, t->fd);
+}
+
+static void arm_recv(struct tunnel *t)
+{
+	if (t->recv_armed || t->closing)
+		return;
+	struct io_uring_sqe *sqe = ring_sqe_op(&t->w->ring, &t->op_recv);
+	io_uring_prep_recv(sqe, t->fd, t->rx, TUNNEL_RX_SIZE, 0);
+	t->recv_armed = true;
+	t->inflight++;
+}
+
+static void kick_send(struct tunnel *t)
+{
+	if (t->send_armed || t->closing)
+		return;
+	size_t len;
+	const uint8_t *p = tls_out_begin(&t->tls, &len);
+	if (!p)
+		return;
+	struct io_uring_sqe *sqe = ring_sqe_op(&t->w->ring, &t->op_send);
+	io_uring_prep_send(sqe, t->fd, p, len, MSG_NOSIGNAL);
+	t->send_armed = true;
+	t->inflight++;
+}
+
+void tunnel_flush(struct tunnel *t)
+{
+	if (t->closing)
+		return;
+	if (t->ready && tls_out_pending(&t->tls) < TLS_OUT_HIGH) {
+		int rv = nghttp2_session_send(t->h2);
+		if (rv != 0) {
+			tunnel_close(t, -EPROTO, nghttp2_strerror(rv));
+			return;
+		}
+	}
+	kick_send(t);
+	if (t->ready && !nghttp2_session_want_read(t->h2) && !nghttp2_session_want_write(t->h2) &&
+	    tls_out_pending(&t->tls) == 0)
+		tunnel_close(t, 0, "session ended");
+}
+
+/* --- nghttp2 callbacks: the session's output goes through TLS --- */
+
+static ssize_t cb_send(nghttp2_session *s, const uint8_t *data, size_t len, int flags, void *ud)
+{
+	struct tunnel *t = ud;
+	if (tls_write(&t->tls, data, len) < 0)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	return (ssize_t)len;
+}
+
+static struct conn *stream_conn(nghttp2_session *s, int32_t id)
+{
+	return nghttp2_session_get_stream_user_data(s, id);
+}
+
+static int cb_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+	struct tunnel *t = ud;
+	if (t->server && f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST)
+		return hbone_server_begin(t, f->hd.stream_id) < 0 ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
+	return 0;
+}
+
+static int cb_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t namelen,
+		     const uint8_t *value, size_t valuelen, uint8_t flags, void *ud)
+{
+	struct conn *c = stream_conn(s, f->hd.stream_id);
+	if (c)
+		hbone_header(c, (const char *)name, namelen, (const char *)value, valuelen);
+	return 0;
+}
+
+static int cb_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+	struct tunnel *t = ud;
+	struct conn *c = f->hd.stream_id ? stream_conn(s, f->hd.stream_id) : NULL;
+	if (f->hd.type == NGHTTP2_GOAWAY)
+		t->draining = true;
+	if (!c)
+		return 0;
+	if (f->hd.type == NGHTTP2_HEADERS && (f->hd.flags & NGHTTP2_FLAG_END_HEADERS))
+		hbone_headers_done(c);
+	if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
+	    (f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+		pump_hbone_end(c);
+	return 0;
+}
+
+static int cb_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
+		   void *ud)
+{
+	struct conn *c = stream_conn(s, id);
+	if (!c) {
+		/* Nobody will write it out; give the window back now. */
+		nghttp2_session_consume(s, id, len);
+		return 0;
+	}
+	return pump_hbone_data(c, data, len) < 0 ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
+}
+
+static int cb_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *ud)
+{
+	struct tunnel *t = ud;
+	struct conn *c = stream_conn(s, id);
+	if (!c)
+		return 0;
+	nghttp2_session_set_stream_user_data(s, id, NULL);
+	if (c->tunnel == t) {
+		c->tunnel = NULL;
+		t->nstreams--;
+		if (!t->nstreams)
+			t->idle_since_ns = t->w->now_ns;
+	}
+	pump_hbone_stream_closed(c, code);
+	return 0;
+}
+
+static int new_session(struct tunnel *t)
+{
+	nghttp2_session_callbacks *cbs;
+	nghttp2_option *opt;
+	int rv;
+
+	if (nghttp2_session_callbacks_new(&cbs) != 0)
+		return -ENOMEM;
+	nghttp2_session_callbacks_set_send_callback(cbs, cb_send);
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, cb_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback(cbs, cb_header);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, cb_frame_recv);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, cb_data);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, cb_stream_close);
+	if (nghttp2_option_new(&opt) != 0) {
+		nghttp2_session_callbacks_del(cbs);
+		return -ENOMEM;
+	}
+	/* We give window back only once bytes reached the socket: a slow
+	 * reader holds at most a window's worth in zring. */
+	nghttp2_option_set_no_auto_window_update(opt, 1);
+	rv = t->server ? nghttp2_session_server_new2(&t->h2, cbs, t, opt)
+		       : nghttp2_session_client_new2(&t->h2, cbs, t, opt);
+	nghttp2_option_del(opt);
+	nghttp2_session_callbacks_del(cbs);
+	if (rv != 0)
+		return -ENOMEM;
+	nghttp2_settings_entry iv[] = {
+		{ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW },
+		{ NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, t->w->opts->hbone_max_streams },
+		{ NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
+	};
+	rv = nghttp2_submit_settings(t->h2, NGHTTP2_FLAG_NONE, iv, t->server ? 3 : 3);
+	if (rv == 0)
+		rv = nghttp2_session_set_local_window_size(t->h2, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW);
+	return rv == 0 ? 0 : -ENOMEM;
+}
+
+/* --- handshake and verification --- */
+
+/* After the handshake: ALPN h2, and the peer is who it must be. The chain
+ * itself was verified by wolfSSL against the trust bundle. */
+static int verify_peer(struct tunnel *t)
+{
+	if (!tls_alpn_h2(&t->tls)) {
+		t->why = "peer did not agree to ALPN h2";
+		return -EPROTO;
+	}
+	if (certs_peer_identity(t->tls.ssl, t->peer_id, sizeof(t->peer_id)) < 0) {
+		t->why = "peer certificate has no spiffe identity";
+		return -EACCES;
+	}
+	if (!t->server && strcmp(t->peer_id, t->want_id) != 0) {
+		t->why = "server identity mismatch";
+		return -EACCES;
+	}
+	if (t->server && !hbone_trusted_peer(t, t->peer_id)) {
+		t->why = "client identity outside the trust domain";
+		return -EACCES;
+	}
+	return 0;
+}
+
+static void handshake_failed(struct tunnel *t, int err)
+{
+	char buf[128];
+	struct log_line l;
+	if (log_begin(&l, LOG_WARN, "tls handshake failed")) {
+		char a[ADDR_STRLEN];
+		log_str(&l, "side", t->server ? "server" : "client");
+		log_str(&l, "peer", addr_format(&t->peer, a, sizeof(a)));
+		if (t->want_id[0])
+			log_str(&l, "want_identity", t->want_id);
+		if (t->peer_id[0])
+			log_str(&l, "peer_identity", t->peer_id);
+		log_str(&l, "error", t->why ? t->why : tls_error_string(&t->tls, buf, sizeof(buf)));
+		log_end(&l);
+	}
+	worker_count_tls_failure(t->w);
+	tunnel_close(t, err, t->why ? t->why : "tls handshake failed");
+}
+
+/* Decrypted bytes into nghttp2. 0, or -errno when the tunnel must close. */
+static int pump_plaintext(struct tunnel *t)
+{
+	uint8_t buf[16384];
+	for (;;) {
+		long n = tls_read(&t->tls, buf, sizeof(buf));
+		if (n == -EAGAIN)
+			return 0;
+		if (n == 0)
+			return -ECONNRESET;	/* close_notify */
+		if (n < 0) {
+			t->why = "tls error";
+			return (int)n;
+		}
+		ssize_t rv = nghttp2_session_mem_recv(t->h2, buf, (size_t)n);
+		if (rv < 0) {
+			t->why = nghttp2_strerror((int)rv);
+			return -EPROTO;
+		}
+		if (t->closing)
+			return -ECANCELED;
+	}
+}
+
+void tunnel_on_recv(struct tunnel *t, const struct io_uring_cqe *cqe)
+{
+	t->recv_armed = false;
+	t->inflight--;
+	if (t->closing) {
+		tunnel_put(t);
+		return;
+	}
+	if (cqe->res <= 0) {
+		tunnel_close(t, cqe->res ? cqe->res : -ECONNRESET,
+			     cqe->res ? "tunnel read error" : "peer closed the tunnel");
+		tunnel_put(t);
+		return;
+	}
+	tls_input(&t->tls, t->rx, (size_t)cqe->res);
+	if (!t->ready) {
+		int err = tls_handshake(&t->tls);
+		if (err == 0 && (err = verify_peer(t)) == 0) {
+			t->ready = true;
+			hbone_tunnel_ready(t);
+		} else if (err != -EAGAIN) {
+			kick_send(t);	/* an alert may be waiting */
+			handshake_failed(t, err);
+			tunnel_put(t);
+			return;
+		}
+	}
+	if (t->ready) {
+		int err = pump_plaintext(t);
+		if (err < 0) {
+			tunnel_close(t, err, t->why);
+			tunnel_put(t);
+			return;
+		}
+	}
+	arm_recv(t);
+	tunnel_flush(t);
+	tunnel_put(t);
+}
+
+void tunnel_on_send(struct tunnel *t, const struct io_uring_cqe *cqe)
+{
+	t->send_armed = false;
+	t->inflight--;
+	if (t->closing) {
+		tunnel_put(t);
+		return;
+	}
+	if (cqe->res <= 0) {
+		tunnel_close(t, cqe->res ? cqe->res : -EPIPE, "tunnel write error");
+		tunnel_put(t);
+		return;
+	}
+	tls_out_done(&t->tls, (size_t)cqe->res);
+	tunnel_flush(t);
+	tunnel_put(t);
+}
+
+static struct tunnel *tunnel_new(struct worker *w, bool server, int fd)
+{
+	struct tunnel *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->rx = malloc(TUNNEL_RX_SIZE);
+	if (!t->rx) {
+		free(t);
+		return NULL;
+	}
+	t->w = w;
+	t->server = server;
+	t->fd = fd;
+	t->idle_since_ns = w->now_ns;
+	op_init(&t->op_connect, OP_TUNNEL_CONNECT, 0);
+	op_init(&t->op_connect_timeout, OP_TUNNEL_CONNECT_TIMEOUT, 0);
+	op_init(&t->op_recv, OP_TUNNEL_RECV, 0);
+	op_init(&t->op_send, OP_TUNNEL_SEND, 0);
+	list_add(t);
+	return t;
+}
+
+void tunnel_accept(struct listener *l, int fd)
+{
+	struct worker *w = l->w;
+	WOLFSSL_CTX *ctx;
+	struct tunnel *t = tunnel_new(w, true, fd);
+	if (!t) {
+		close(fd);
+		return;
+	}
+	socklen_t len = sizeof(t->peer);
+	getpeername(fd, &t->peer.sa, &len);
+	addr_unmap(&t->peer);
+	len = sizeof(t->local);
+	getsockname(fd, &t->local.sa, &len);
+	addr_unmap(&t->local);
+	int err = hbone_server_ctx(w, &t->local, &ctx);
+	if (err == 0 && (err = tls_init(&t->tls, ctx, true)) == 0)
+		err = new_session(t);
+	if (err < 0) {
+		t->closing = true;
+		t->err = err;
+		t->why = "no certificate for the local workload";
+		tunnel_put(t);
+		return;
+	}
+	arm_recv(t);
+}
+
+/* --- client side: pool and connect --- */
+
+static bool pool_match(const struct tunnel *t, const char *src, const char *want,
+		       const union addr *addr, unsigned cap)
+{
+	return !t->server && !t->closing && !t->draining && t->nstreams < cap &&
+	       addr_equal(&t->peer, addr) && strcmp(t->want_id, want) == 0 &&
+	       strcmp(t->src_id, src) == 0;
+}
+
+static int tunnel_connect(struct tunnel *t)
+{
+	struct worker *w = t->w;
+	int fd = socket(t->peer.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	t->fd = fd;
+	uint32_t mark = w->opts->mark;
+	int one = 1;
+	if (mark && setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0)
+		return -errno;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (io_uring_sq_space_left(&w->ring) < 2)
+		io_uring_submit(&w->ring);
+	struct io_uring_sqe *sqe = ring_sqe_op(&w->ring, &t->op_connect);
+	io_uring_prep_connect(sqe, fd, &t->peer.sa, addr_len(&t->peer));
+	sqe->flags |= IOSQE_IO_LINK;
+	sqe = ring_sqe_op(&w->ring, &t->op_connect_timeout);
+	io_uring_prep_link_timeout(sqe, &w->connect_ts, 0);
+	t->inflight += 2;
+	return 0;
+}
+
+struct tunnel *tunnel_get(struct worker *w, const struct local_identity *src, const char *want,
+			  const union addr *addr, int *err)
+{
+	unsigned cap = w->opts->hbone_max_streams;
+	for (struct tunnel *t = w->tunnels; t; t = t->next)
+		if (pool_match(t, src->id, want, addr, cap))
+			return t;
+	struct tunnel *t = tunnel_new(w, false, -1);
+	if (!t) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	t->peer = *addr;
+	snprintf(t->want_id, sizeof(t->want_id), "%s", want);
+	snprintf(t->src_id, sizeof(t->src_id), "%s", src->id);
+	if ((*err = tls_init(&t->tls, src->client, false)) < 0 ||
+	    (*err = new_session(t)) < 0 || (*err = tunnel_connect(t)) < 0) {
+		t->closing = true;
+		t->err = *err;
+		t->why = "tunnel setup";
+		tunnel_put(t);
+		return NULL;
+	}
+	return t;
+}
+
+void tunnel_on_connect(struct tunnel *t, const struct io_uring_cqe *cqe)
+{
+	t->inflight--;
+	if (!t->closing && cqe->res < 0) {
+		int err = cqe->res == -ECANCELED ? -ETIMEDOUT : cqe->res;
+		tunnel_close(t, err, "tunnel connect");
+	} else if (!t->closing) {
+		socklen_t len = sizeof(t->local);
+		getsockname(t->fd, &t->local.sa, &len);
+		int err = tls_handshake(&t->tls);	/* writes the ClientHello */
+		if (err != -EAGAIN && err != 0)
+			handshake_failed(t, err);
+		else {
+			kick_send(t);
+			arm_recv(t);
+		}
+	}
+	tunnel_put(t);
+}
+
+void tunnel_on_connect_timeout(struct tunnel *t, const struct io_uring_cqe *cqe)
+{
+	t->inflight--;
+	tunnel_put(t);
+}
+
+int tunnel_open_stream(struct tunnel *t, struct conn *c, const union addr *authority,
+		       const union addr *src)
+{
+	char auth[ADDR_STRLEN], fwd[ADDR_STRLEN + 16], s[ADDR_STRLEN];
+	addr_format(authority, auth, sizeof(auth));
+	snprintf(fwd, sizeof(fwd), "for=\"%s\"", addr_format(src, s, sizeof(s)));
+	const nghttp2_nv hdrs[] = {
+		{ (uint8_t *)":method", (uint8_t *)"CONNECT", 7, 7, NGHTTP2_NV_FLAG_NONE },
+		{ (uint8_t *)":authority", (uint8_t *)auth, 10, strlen(auth), NGHTTP2_NV_FLAG_NONE },
+		{ (uint8_t *)"forwarded", (uint8_t *)fwd, 9, strlen(fwd), NGHTTP2_NV_FLAG_NONE },
+	};
+	nghttp2_data_provider dp = { .source.ptr = c, .read_callback = pump_hbone_read };
+	int32_t id = nghttp2_submit_request(t->h2, NULL, hdrs, 3, &dp, c);
+	if (id < 0)
+		return id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE ? -EAGAIN : -EPROTO;
+	c->tunnel = t;
+	c->stream_id = id;
+	t->nstreams++;
+	tunnel_flush(t);
+	return 0;
+}
+
+void tunnel_detach(struct tunnel *t, struct conn *c, bool reset)
+{
+	if (c->tunnel != t)
+		return;
+	c->tunnel = NULL;
+	t->nstreams--;
+	if (!t->nstreams)
+		t->idle_since_ns = t->w->now_ns;
+	nghttp2_session_set_stream_user_data(t->h2, c->stream_id, NULL);
+	if (reset && !t->closing) {
+		nghttp2_submit_rst_stream(t->h2, NGHTTP2_FLAG_NONE, c->stream_id, NGHTTP2_CANCEL);
+		tunnel_flush(t);
+	}
+}
+
+void tunnel_tick(struct worker *w)
+{
+	uint64_t idle = w->opts->hbone_idle_timeout_ms * 1000000ull;
+	struct tunnel *t = w->tunnels;
+	while (t) {
+		struct tunnel *next = t->next;
+		/* Idle pooled tunnels go after the timeout; while draining, a
+		 * tunnel without streams has nothing left to carry. */
+		if (!t->closing && t->nstreams == 0 &&
+		    ((!t->server && w->now_ns - t->idle_since_ns >= idle) || w->draining)) {
+			tunnel_close(t, 0, w->draining ? "drained" : "idle");
+			tunnel_put(t);
+		}
+		t = next;
+	}
+}
+
+void tunnel_drain_all(struct worker *w)
+{
+	for (struct tunnel *t = w->tunnels; t; t = t->next) {
+		if (t->closing || t->draining)
+			continue;
+		t->draining = true;
+		if (t->server && t->ready) {
+			nghttp2_submit_goaway(t->h2, NGHTTP2_FLAG_NONE,
+					      nghttp2_session_get_last_proc_stream_id(t->h2),
+					      NGHTTP2_NO_ERROR, NULL, 0);
+			tunnel_flush(t);
+		}
+	}
+}
