@@ -30,27 +30,14 @@
       (random sizes) until FILE exists (or T seconds pass). Fails if any
       connection failed, or if none was made.
 
-  zr_client.py trickle --host H --port P --secs S --interval I [--down M]
-      One connection in half-close mode that sends one random byte every I
-      seconds for S seconds (nothing else moves), then shuts down its write
-      side; the server answers with M bytes and the trailer. Succeeds when the
-      connection stayed open all along and every byte arrived intact.
-
-  zr_client.py idle --host H --port P --idle S [--up N] [--down M]
-      Connects and stays silent for S seconds, watching for the connection to
-      end, then runs one ZR1 exchange on it. Succeeds when the connection
-      survived the silence and the bytes arrived intact.
-
 Each prints one result line on stdout (key=value) and exits 0 on success,
 1 on failure.
 """
 
 import argparse
 import errno
-import hashlib
 import os
 import random
-import select
 import socket
 import sys
 import threading
@@ -290,71 +277,6 @@ def cmd_loop(a):
           f"bytes={stats['bytes']} seed={a.seed} secs={time.monotonic() - start:.2f}")
     for b in bad[:20]:
         print(f"  {b}")
-    return 0 if ok else 1
-
-
-def watch_closed(sock, secs):
-    """Wait up to secs for the peer to end the connection (the server never
-    speaks first). Returns None if it stayed open, else how it ended."""
-    r, _, _ = select.select([sock], [], [], secs)
-    if not r:
-        return None
-    try:
-        data = sock.recv(1, socket.MSG_PEEK)
-    except (ConnectionResetError, BrokenPipeError):
-        return "reset"
-    except OSError as e:
-        return errno.errorcode.get(e.errno, str(e.errno)).lower()
-    return "unexpected_data" if data else "eof"
-
-
-def cmd_trickle(a):
-    start = time.monotonic()
-    sent = 0
-    try:
-        sock = connect(a.host, a.port, a.timeout)
-        with sock:
-            sock.sendall(zrproto.header("eof", a.down))
-            h = hashlib.sha256()
-            while time.monotonic() - start < a.secs:
-                b = os.urandom(1)
-                h.update(b)
-                sock.sendall(b)
-                sent += 1
-                ended = watch_closed(sock, a.interval)
-                if ended:
-                    raise ConnectionError(f"connection ended ({ended}) after {sent} bytes")
-            sock.shutdown(socket.SHUT_WR)
-            down_sha, _ = zrproto.recv_hash(sock, a.down)
-            trailer = zrproto.recv_line(sock).decode().split()
-        if trailer != [h.hexdigest(), down_sha, str(sent)]:
-            print(f"result=corrupt sent={sent} trailer={'_'.join(trailer)}")
-            return 1
-        ok, why = True, "-"
-    except Exception as e:
-        ok, why = False, describe(e)
-    print(f"result={'ok' if ok else 'cut'} secs={time.monotonic() - start:.2f} sent={sent} "
-          f"down={a.down} reason={why.replace(' ', '_')}", flush=True)
-    return 0 if ok else 1
-
-
-def cmd_idle(a):
-    start = time.monotonic()
-    try:
-        sock = connect(a.host, a.port, a.timeout)
-        with sock:
-            ended = watch_closed(sock, a.idle)
-            if ended:
-                raise ConnectionError(f"connection ended ({ended}) while idle")
-            transfer(sock, a.up, a.down)
-        ok, why = True, "-"
-    except Mismatch as e:
-        print(f"result=corrupt reason={e!s:.200}")
-        return 1
-    except Exception as e:
-        ok, why = False, describe(e)
-    print(f"result={'ok' if ok else 'cut'} secs={time.monotonic() - start:.2f} idle={a.idle} "
-          f"up={a.up} down={a.down} reason={why.replace(' ', '_')}", flush=True)
     return 0 if ok else 1
 
 
