@@ -132,6 +132,7 @@ static int conn_route(struct conn *c)
 	int err = route_lookup(c->snap->routes, &c->dst, worker_random(c->w), &r);
 	c->route = (uint8_t)r.kind;
 	c->dst_workload = r.workload;
+	c->dst_service = r.service;
 	if (err == 0)
 		c->upstream = r.upstream;
 	return err;

@@ -43,7 +43,8 @@ int hbone_client_start(struct conn *c)
 	else
 		peer.in4.sin_port = htons(w->opts->hbone_port);
 	int err;
-	struct tunnel *t = tunnel_get(w, src, c->dst_workload->identity, &peer, &err);
+	const struct service *svc = c->route == ROUTE_SERVICE ? c->dst_service : NULL;
+	struct tunnel *t = tunnel_get(w, src, c->dst_workload->identity, svc, &peer, &err);
 	if (!t) {
 		c->why = "tunnel";
 		return err;
@@ -194,9 +195,11 @@ static void server_request(struct conn *c)
 		worker_defer_put(c->w, c);
 		return;
 	}
+	/* Local: the workload that owns the address the tunnel came in on. */
 	struct route r;
+	const struct workload *here = c->tunnel ? workload_at(c->snap, &c->tunnel->local) : NULL;
 	if (!c->snap || route_lookup(c->snap->routes, &c->dst, 0, &r) < 0 ||
-	    r.kind != ROUTE_WORKLOAD) {
+	    r.kind != ROUTE_WORKLOAD || r.workload != here) {
 		refuse(c, 401, -EACCES, "destination is not a local workload");
 		worker_defer_put(c->w, c);
 		return;

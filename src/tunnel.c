@@ -74,6 +74,10 @@ static void tunnel_free(struct tunnel *t)
 	tls_deinit(&t->tls);
 	if (t->fd >= 0)
 		close(t->fd);
+	for (size_t i = 0; i < t->nalt; i++)
+		free(t->alt_ids[i]);
+	free(t->alt_ids);
+	free(t->alt_key);
 	free(t->rx);
 	free(t);
 	w->fds_freed = true;
@@ -271,6 +275,14 @@ static int new_session(struct tunnel *t)
 
 /* --- handshake and verification --- */
 
+static bool alt_match(const struct tunnel *t)
+{
+	for (size_t i = 0; i < t->nalt; i++)
+		if (strcmp(t->peer_id, t->alt_ids[i]) == 0)
+			return true;
+	return false;
+}
+
 /* After the handshake: ALPN h2, and the peer is who it must be. The chain
  * itself was verified by wolfSSL against the trust bundle. */
 static int verify_peer(struct tunnel *t)
@@ -283,7 +295,7 @@ static int verify_peer(struct tunnel *t)
 		t->why = "peer certificate has no spiffe identity";
 		return -EACCES;
 	}
-	if (!t->server && strcmp(t->peer_id, t->want_id) != 0) {
+	if (!t->server && strcmp(t->peer_id, t->want_id) != 0 && !alt_match(t)) {
 		t->why = "server identity mismatch";
 		return -EACCES;
 	}
@@ -351,6 +363,8 @@ void tunnel_on_recv(struct tunnel *t, const struct io_uring_cqe *cqe)
 		tunnel_put(t);
 		return;
 	}
+	t->last_rx_ns = t->w->now_ns;
+	t->ping_sent_ns = 0;
 	tls_input(&t->tls, t->rx, (size_t)cqe->res);
 	if (!t->ready) {
 		int err = tls_handshake(&t->tls);
@@ -408,7 +422,7 @@ static struct tunnel *tunnel_new(struct worker *w, bool server, int fd)
 	t->w = w;
 	t->server = server;
 	t->fd = fd;
-	t->idle_since_ns = w->now_ns;
+	t->idle_since_ns = t->created_ns = t->last_rx_ns = w->now_ns;
 	op_init(&t->op_connect, OP_TUNNEL_CONNECT, 0);
 	op_init(&t->op_connect_timeout, OP_TUNNEL_CONNECT_TIMEOUT, 0);
 	op_init(&t->op_recv, OP_TUNNEL_RECV, 0);
@@ -448,11 +462,28 @@ void tunnel_accept(struct listener *l, int fd)
 /* --- client side: pool and connect --- */
 
 static bool pool_match(const struct tunnel *t, const char *src, const char *want,
-		       const union addr *addr, unsigned cap)
+		       const char *alt_key, const union addr *addr, unsigned cap)
 {
 	return !t->server && !t->closing && !t->draining && t->nstreams < cap &&
 	       addr_equal(&t->peer, addr) && strcmp(t->want_id, want) == 0 &&
-	       strcmp(t->src_id, src) == 0;
+	       strcmp(t->src_id, src) == 0 &&
+	       strcmp(t->alt_key ? t->alt_key : "", alt_key ? alt_key : "") == 0;
+}
+
+static int copy_alts(struct tunnel *t, const struct service *svc)
+{
+	if (!svc || !svc->nsans)
+		return 0;
+	t->alt_ids = calloc(svc->nsans, sizeof(*t->alt_ids));
+	t->alt_key = strdup(svc->key);
+	if (!t->alt_ids || !t->alt_key)
+		return -ENOMEM;
+	for (size_t i = 0; i < svc->nsans; i++) {
+		if (!(t->alt_ids[i] = strdup(svc->subject_alt_names[i])))
+			return -ENOMEM;
+		t->nalt++;
+	}
+	return 0;
 }
 
 static int tunnel_connect(struct tunnel *t)
@@ -479,11 +510,12 @@ static int tunnel_connect(struct tunnel *t)
 }
 
 struct tunnel *tunnel_get(struct worker *w, const struct local_identity *src, const char *want,
-			  const union addr *addr, int *err)
+			  const struct service *svc, const union addr *addr, int *err)
 {
 	unsigned cap = w->opts->hbone_max_streams;
+	const char *alt_key = svc && svc->nsans ? svc->key : NULL;
 	for (struct tunnel *t = w->tunnels; t; t = t->next)
-		if (pool_match(t, src->id, want, addr, cap))
+		if (pool_match(t, src->id, want, alt_key, addr, cap))
 			return t;
 	struct tunnel *t = tunnel_new(w, false, -1);
 	if (!t) {
@@ -493,7 +525,8 @@ struct tunnel *tunnel_get(struct worker *w, const struct local_identity *src, co
 	t->peer = *addr;
 	snprintf(t->want_id, sizeof(t->want_id), "%s", want);
 	snprintf(t->src_id, sizeof(t->src_id), "%s", src->id);
-	if ((*err = tls_init(&t->tls, src->client, false)) < 0 ||
+	if ((*err = copy_alts(t, alt_key ? svc : NULL)) < 0 ||
+	    (*err = tls_init(&t->tls, src->client, false)) < 0 ||
 	    (*err = new_session(t)) < 0 || (*err = tunnel_connect(t)) < 0) {
 		t->closing = true;
 		t->err = *err;
@@ -567,12 +600,43 @@ void tunnel_detach(struct tunnel *t, struct conn *c, bool reset)
 	}
 }
 
+#define PING_NS (10 * 1000000000ull)
+
+/* Handshake deadline and keepalive. True if t was closed. */
+static bool check_liveness(struct tunnel *t)
+{
+	struct worker *w = t->w;
+	if (!t->ready && w->now_ns - t->created_ns >= w->opts->connect_timeout_ms * 1000000ull) {
+		t->why = "tls handshake timeout";
+		handshake_failed(t, -ETIMEDOUT);
+		tunnel_put(t);
+		return true;
+	}
+	if (t->server || !t->ready)
+		return false;
+	if (t->ping_sent_ns && w->now_ns - t->ping_sent_ns >= PING_NS) {
+		tunnel_close(t, -ETIMEDOUT, "ping timeout");
+		tunnel_put(t);
+		return true;
+	}
+	if (!t->ping_sent_ns && w->now_ns - t->last_rx_ns >= PING_NS) {
+		nghttp2_submit_ping(t->h2, NGHTTP2_FLAG_NONE, NULL);
+		t->ping_sent_ns = w->now_ns;
+		tunnel_flush(t);
+	}
+	return false;
+}
+
 void tunnel_tick(struct worker *w)
 {
 	uint64_t idle = w->opts->hbone_idle_timeout_ms * 1000000ull;
 	struct tunnel *t = w->tunnels;
 	while (t) {
 		struct tunnel *next = t->next;
+		if (!t->closing && check_liveness(t)) {
+			t = next;
+			continue;
+		}
 		/* Idle pooled tunnels go after the timeout; while draining, a
 		 * tunnel without streams has nothing left to carry. */
 		if (!t->closing && t->nstreams == 0 &&

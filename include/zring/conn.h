@@ -44,6 +44,7 @@ struct conn {
 	union addr upstream;	/* where routing sent it */
 	struct snapshot *snap;	/* the config it started with (a reference) */
 	const struct workload *dst_workload;	/* in snap, or NULL */
+	const struct service *dst_service;	/* in snap, for service routes */
 	uint8_t route;		/* enum route_kind */
 	int fd[2];		/* SIDE_CLIENT, SIDE_UPSTREAM */
 	struct op op_connect;

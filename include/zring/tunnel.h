@@ -13,6 +13,10 @@
  * Client tunnels are pooled per worker, keyed by (source identity,
  * destination identity, destination address), up to --hbone-max-streams
  * streams each, and closed after --hbone-idle-timeout without streams.
+ * An idle client tunnel sends an HTTP/2 PING every 10 s and is closed if
+ * nothing comes back within 10 s more; a tunnel whose TLS handshake has
+ * not finished within the connect timeout is closed (slow or garbage
+ * peers cost one 64 KiB buffer for that long, no more).
  */
 #ifndef ZRING_TUNNEL_H
 #define ZRING_TUNNEL_H
@@ -58,6 +62,14 @@ struct tunnel {
 	char peer_id[TUNNEL_ID_MAX];	/* verified peer identity */
 	char want_id[TUNNEL_ID_MAX];	/* client: the identity the server must have */
 	char src_id[TUNNEL_ID_MAX];	/* client: our identity */
+	/* client, routed through a service: its subjectAltNames are accepted
+	 * too; alt_key ("ns/hostname") keeps such tunnels apart in the pool */
+	char **alt_ids;
+	size_t nalt;
+	char *alt_key;
+	uint64_t created_ns;
+	uint64_t last_rx_ns;		/* for keepalive pings */
+	uint64_t ping_sent_ns;
 	unsigned nstreams;
 	uint64_t idle_since_ns;
 	int err;
@@ -72,8 +84,9 @@ void tunnel_accept(struct listener *l, int fd);
  * must prove identity `want`, from the worker's pool (one with room for a
  * stream) or newly connecting. NULL with *err on failure.
  */
+struct service;
 struct tunnel *tunnel_get(struct worker *w, const struct local_identity *src, const char *want,
-			  const union addr *addr, int *err);
+			  const struct service *svc, const union addr *addr, int *err);
 
 /* Open a CONNECT stream for c to `authority` ("ip:port"), with the client's
  * address in a forwarded header. 0 or -errno; c->stream_id is set. */

@@ -30,52 +30,10 @@ e2e_topology
 install_capture
 command -v prlimit >/dev/null || skip "prlimit not found"
 
-# The echo server in the server pod.
-ns_s "$PY" "$TOOLS/zr_echo.py" --listen "$S4" --port "$PORT" \
-  >"$E2E_TMP/echo.out" 2>"$E2E_TMP/echo.log" &
-track $!
-wait_until 10 grep -qs READY "$E2E_TMP/echo.out" || fail "echo server did not start"
+start_echo "$PORT"
 
-echo_opened() { grep -c '^open ' "$E2E_TMP/echo.log" || true; }
-echo_closed() { grep -c '^conn ' "$E2E_TMP/echo.log" || true; }
 # ge CMD N: CMD's output >= N (evaluated on every call, for wait_until).
 ge() { [ "$("$1")" -ge "$2" ]; }
-
-# ------------------------------------------------ the holder, through a FIFO
-
-# hold_start NAME: a zr_hold.py in the client pod reading commands from a FIFO.
-hold_start() {
-  HOLD_NAME="$1"
-  HOLD_N=0
-  local fifo="$E2E_TMP/$1.in"
-  mkfifo "$fifo"
-  ns_c "$PY" "$TOOLS/zr_hold.py" --host "$S4" --port "$PORT" \
-    <"$fifo" >"$E2E_TMP/$1.out" 2>"$E2E_TMP/$1.log" &
-  HOLD_PID=$!
-  track "$HOLD_PID"
-  exec {HOLD_FD}>"$fifo"
-}
-
-hold_answered() { [ "$(wc -l <"$E2E_TMP/$HOLD_NAME.out")" -ge "$HOLD_N" ]; }
-
-# hold CMD...: send one command, wait for its answer (in ANSWER).
-hold() {
-  printf '%s\n' "$*" >&"$HOLD_FD"
-  HOLD_N=$((HOLD_N + 1))
-  wait_until 30 hold_answered || fail "zr_hold did not answer '$*' within 30 s"
-  ANSWER="$(sed -n "${HOLD_N}p" "$E2E_TMP/$HOLD_NAME.out")"
-  log "hold $*: $ANSWER"
-  case "$ANSWER" in *error=*) fail "zr_hold: $ANSWER" ;; esac
-}
-
-# hf KEY: a value from the last answer.
-hf() { access_field "$ANSWER" "$1"; }
-
-hold_stop() {
-  hold quit
-  exec {HOLD_FD}>&-
-  wait_gone "$HOLD_PID" 50 || fail "zr_hold did not exit"
-}
 
 expect_unbroken() {
   [ "$(hf broken)" = 0 ] || fail "$1: a connection broke: $ANSWER"
@@ -87,7 +45,7 @@ expect_unbroken() {
 # (A connection reaching the server just now gets a moment for its echo.)
 expect_upstream_is_proxied() {
   local up tries=0
-  while up=$(($(echo_opened) - $(echo_closed))); [ "$up" != "$(hf proxied)" ]; do
+  while up="$(echo_open_now)"; [ "$up" != "$(hf proxied)" ]; do
     tries=$((tries + 1))
     [ "$tries" -le 4 ] ||
       fail "$1: $up connections open at the echo server, but $(hf proxied) echo their bytes back: $ANSWER"
@@ -103,7 +61,7 @@ for pump in ${ZRING_E2E_PUMPS:-splice copy}; do
   closed0="$(echo_closed)"
   started=$SECONDS
   start_zring_nofile "$NOFILE" --workers 1 --connect-timeout 30s --pump "$pump"
-  hold_start "hold-$pump"
+  hold_start "hold-$pump" "$PORT"
 
   # --- exhaustion: far more connections than descriptors ----------------------
   hold grow "$CONNS" 1
@@ -144,7 +102,7 @@ for pump in ${ZRING_E2E_PUMPS:-splice copy}; do
     hold close 15
     [ "$(hf failed)" = 0 ] && [ "$(hf broken)" = 0 ] || fail "$pump: a clean close failed: $ANSWER"
     want=$((before - $(hf closed)))
-    hold wait 5 $((want > 0 ? want : 0))
+    hold wait 3 $((want > 0 ? want : 0))
     expect_unbroken "$pump: round $round"
     expect_upstream_is_proxied "$pump: round $round"
     [ "$(hf waiting)" -lt "$before" ] ||
@@ -169,7 +127,7 @@ for pump in ${ZRING_E2E_PUMPS:-splice copy}; do
   total=$((CONNS + 5))
   wait_until 5 ge echo_closed $((closed0 + total)) ||
     fail "$pump: the echo server saw $(($(echo_closed) - closed0)) of $total connections end"
-  bad="$(grep '^conn ' "$E2E_TMP/echo.log" | tail -n +"$((closed0 + 1))" | grep -vc 'result=ok' || true)"
+  bad="$(grep '^conn ' "$ECHO_LOG" | tail -n +"$((closed0 + 1))" | grep -vc 'result=ok' || true)"
   [ "$bad" = 0 ] || fail "$pump: $bad connections ended with an error at the echo server"
   wait_until 5 ge access_count "$total" || fail "$pump: $(access_count) access lines, want $total"
   errors="$(grep 'msg=access' "$ZLOG" | grep -vc ' error=-' || true)"

@@ -21,6 +21,13 @@ start_server "$NS_S" 8080 "$S4"
 start_server "$NS_S" 8081 "$S4"
 start_server "$NS_S" 8082 "$S4"
 
+# slow_ok ARGS...: tests/tools/zr_slow.py in the client pod; must succeed.
+slow_ok() {
+  local out
+  out="$(ns_c "$PY" "$TOOLS/zr_slow.py" "$@")" || fail "zr_slow.py $* failed: $out"
+  log "ok: ${out%%$'\n'*}"
+}
+
 # access_line PORT: zring's access line for the (only) connection to PORT.
 access_line() { access_to "$S4:$1" | tail -n1; }
 has_access() { [ -n "$(access_line "$1")" ]; }
@@ -41,7 +48,7 @@ esac
 log "ok: A: $line"
 
 # --- B: a slow but steady connection is not ---------------------------------
-client_ok "$NS_C" trickle --host "$S4" --port 8081 --secs 4 --interval 0.3 --down 4096 --timeout 20
+slow_ok trickle --host "$S4" --port 8081 --secs 4 --interval 0.3 --down 4096 --timeout 20
 client_ok "$NS_C" xfer --host "$S4" --port 8082 --up 0 --down 12288 --down-rate 3000 --timeout 20
 for port in 8081 8082; do
   wait_until 5 has_access "$port" || fail "B: no access line for the connection to port $port"
@@ -58,7 +65,7 @@ stop_zring
 
 # --- C: --idle-timeout 0 never closes ----------------------------------------
 start_zring --idle-timeout 0
-client_ok "$NS_C" idle --host "$S4" --port 8080 --idle 3 --up 65536 --down 65536 --timeout 20
+slow_ok idle --host "$S4" --port 8080 --idle 3 --up 65536 --down 65536 --timeout 20
 wait_until 5 has_access 8080 || fail "C: no access line"
 line="$(access_line 8080)"
 [ "$(access_field "$line" error)" = - ] || fail "C: connection ended with an error: $line"

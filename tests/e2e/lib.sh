@@ -323,7 +323,7 @@ rule_packets() {
   ns_c "$ipt" -w 10 -t nat -L "$chain" -n -v -x | awk -v p="$pattern" 'index($0, p) { print $1; exit }'
 }
 
-# ---------------------------------------------------------------- limits
+# ---------------------------------------------------------------- descriptor limits
 
 # start_zring_nofile N ARGS...: start_zring with RLIMIT_NOFILE N, soft and
 # hard (so zring cannot raise it), set by prlimit(1) before zring starts.
@@ -345,6 +345,58 @@ start_zring_nofile() {
 # CPU time (user + system, all threads) the running zring has used, in clock ticks.
 zring_cpu_ticks() {
   sed 's/.*) //' "/proc/$ZPID/stat" | awk '{ print $12 + $13 }'
+}
+
+# ------------------------------------------- many held connections (zr_hold.py)
+#
+#   start_echo PORT        zr_echo.py in the server pod, on $S4:PORT
+#   hold_start NAME PORT   zr_hold.py in the client pod, driven through a FIFO
+#   hold CMD...            one command; its answer line lands in ANSWER
+#   hf KEY                 a value from ANSWER
+#   hold_stop              quit it
+
+start_echo() {
+  ECHO_LOG="$E2E_TMP/echo-$1.log"
+  ns_s "$PY" "$TOOLS/zr_echo.py" --listen "$S4" --port "$1" \
+    >"$E2E_TMP/echo-$1.out" 2>"$ECHO_LOG" &
+  track $!
+  wait_until 10 grep -qs READY "$E2E_TMP/echo-$1.out" || fail "echo server on port $1 did not start"
+}
+
+# Connections the echo server has seen open, seen end, and has open now.
+echo_opened() { grep -c '^open ' "$ECHO_LOG" || true; }
+echo_closed() { grep -c '^conn ' "$ECHO_LOG" || true; }
+echo_open_now() { echo $(($(echo_opened) - $(echo_closed))); }
+
+hold_start() {
+  HOLD_NAME="$1"
+  HOLD_N=0
+  local fifo="$E2E_TMP/$1.in"
+  mkfifo "$fifo"
+  ns_c "$PY" "$TOOLS/zr_hold.py" --host "$S4" --port "$2" \
+    <"$fifo" >"$E2E_TMP/$1.out" 2>"$E2E_TMP/$1.log" &
+  HOLD_PID=$!
+  track "$HOLD_PID"
+  exec {HOLD_FD}>"$fifo"
+}
+
+hold_answered() { [ "$(wc -l <"$E2E_TMP/$HOLD_NAME.out")" -ge "$HOLD_N" ]; }
+
+hold() {
+  printf '%s\n' "$*" >&"$HOLD_FD"
+  HOLD_N=$((HOLD_N + 1))
+  wait_until 30 hold_answered || fail "zr_hold did not answer '$*' within 30 s"
+  ANSWER="$(sed -n "${HOLD_N}p" "$E2E_TMP/$HOLD_NAME.out")"
+  log "hold $*: $ANSWER"
+  case "$ANSWER" in *error=*) fail "zr_hold: $ANSWER" ;; esac
+}
+
+hf() { access_field "$ANSWER" "$1"; }
+
+hold_stop() {
+  hold quit
+  exec {HOLD_FD}>&-
+  wait_gone "$HOLD_PID" 50 || fail "zr_hold did not exit"
 }
 
 # ---------------------------------------------------------------- workload config
