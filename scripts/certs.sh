@@ -147,9 +147,15 @@ stage() {
   chmod "$mode" -- "$tmp"
   printf '%s\n' "$tmp"
 }
-# commit TMP DEST: rename(2) TMP over DEST. -T: never "into" a directory.
-commit() {
-  mv -fT -- "$1" "$2"
+# commit_pair TMP1 DEST1 TMP2 DEST2: rename(2) TMP1 over DEST1, then TMP2
+# over DEST2, from one process so that the two renames are microseconds
+# apart rather than a fork+exec of mv (milliseconds): a reader that picks
+# the moment between them sees a new DEST1 with the old DEST2. perl-base is
+# Essential on Debian, so perl is always there.
+commit_pair() {
+  perl -e 'for my $i (0, 2) {
+             rename($ARGV[$i], $ARGV[$i + 1]) or die "rename $ARGV[$i] -> $ARGV[$i + 1]: $!\n";
+           }' -- "$@" || die "could not put $2 and $4 in place"
 }
 
 # The public key of a certificate (first in FILE) or of a private key, as
@@ -294,8 +300,7 @@ cmd_ca() {
   ctmp="$(stage "$dir/root-cert.pem" 644)"; staged+=("$ctmp")
   cat "$work/root.key" >"$ktmp"
   openssl x509 -in "$work/root.pem" >"$ctmp"
-  commit "$ktmp" "$dir/root-key.pem"
-  commit "$ctmp" "$dir/root-cert.pem"
+  commit_pair "$ktmp" "$dir/root-key.pem" "$ctmp" "$dir/root-cert.pem"
   staged=()
   note "made a CA in $dir"
 }
@@ -355,9 +360,6 @@ cmd_issue() {  # cmd_issue workload|rotate ARGS...
     bad "$mode: choose one of --days, --not-before/--not-after, --expired, --not-yet-valid"
   need_openssl
 
-  [ -d "$dir" ] || die "no such directory: $dir"
-  lock_dir "$dir"
-
   local id="spiffe://$td/ns/$ns/sa/$sa"
   local wdir="$dir/$td/ns/$ns/sa/$sa"
   local chain="$wdir/cert-chain.pem" keyf="$wdir/key.pem" old_serial=""
@@ -408,6 +410,9 @@ cmd_issue() {  # cmd_issue workload|rotate ARGS...
     [ "$dup" = 1 ] || sans+=("$s")
   done
 
+  # Checks done; from here on DIR is ours until exit.
+  [ -d "${ca_dir:-$dir}" ] || die "no CA in ${ca_dir:-$dir} (run: $prog ca ${ca_dir:-$dir})"
+  lock_dir "$dir"
   find_ca "${ca_dir:-$dir}"
   write_config "$work/ca.cnf"
   {
@@ -468,8 +473,7 @@ cmd_issue() {  # cmd_issue workload|rotate ARGS...
   # Both files are complete before either is renamed. Then key.pem first,
   # cert-chain.pem last: cert-chain.pem's rename is the commit point, the
   # moment the pair is consistent again (docs/security.md, "Rotation").
-  commit "$ktmp" "$keyf"
-  commit "$ctmp" "$chain"
+  commit_pair "$ktmp" "$keyf" "$ctmp" "$chain"
   staged=()
 
   note "$mode: $id $(openssl x509 -in "$chain" -noout -serial) $(asn1_of "$start") .. $(asn1_of "$end")"

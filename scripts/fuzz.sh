@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Fuzz the config parser: build tests/fuzz/fuzz_config with clang, libFuzzer,
-# ASan and UBSan in build-fuzz/, then run it for a while, seeded from the
-# config corpus (tests/data/config) and examples/.
+# Fuzz zring's parsers: build the libFuzzer targets with clang, ASan and UBSan
+# in build-fuzz/, then run each for a while:
+#   fuzz_config   the workload config parser, seeded from tests/data/config
+#                 and examples/;
+#   fuzz_connect  inbound HBONE request handling (nghttp2 + CONNECT parser).
 #
-#   scripts/fuzz.sh [SECONDS]      default 60, or $ZRING_FUZZ_SECONDS
+#   scripts/fuzz.sh [SECONDS]      per target; default 60, or $ZRING_FUZZ_SECONDS
 #
 # Exit 0 when nothing was found. Otherwise libFuzzer's exit status, with the
 # input that failed in build-fuzz/fuzz-artifacts/ (replay it with
@@ -27,11 +29,22 @@ if [ -f "$dir/build.ninja" ]; then
 else
   CC=clang meson setup "$dir" "${opts[@]}" >/dev/null
 fi
-meson compile -C "$dir" fuzz_config
+meson compile -C "$dir" fuzz_config fuzz_connect
 
 mkdir -p "$dir/fuzz-corpus" "$dir/fuzz-artifacts"
 export ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=1:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:${UBSAN_OPTIONS:-}"
+
+echo "== fuzzing inbound HBONE requests for ${seconds}s =="
+mkdir -p "$dir/fuzz-corpus-connect"
+"$dir/tests/fuzz/fuzz_connect" \
+  -max_total_time="$seconds" \
+  -max_len=4096 \
+  -timeout=10 \
+  -rss_limit_mb=2048 \
+  -artifact_prefix="$dir/fuzz-artifacts/" \
+  -print_final_stats=1 \
+  "$dir/fuzz-corpus-connect"
 
 echo "== fuzzing the config parser for ${seconds}s =="
 # The first directory is the writable corpus; the others are read-only seeds.

@@ -18,7 +18,7 @@ cache="${ZRING_CACHE:-$root/.cache}"
 prefix="$cache/wolfssl"
 
 packages=(
-  build-essential pkg-config meson ninja-build clang
+  build-essential pkg-config meson ninja-build clang libclang-rt-14-dev openssl
   liburing-dev libwolfssl-dev libcjson-dev libnghttp2-dev libcriterion-dev
   dpkg-dev autoconf automake libtool
   iproute2 iptables procps psmisc python3 python3-h2

@@ -325,6 +325,7 @@ static void conn_free(struct conn *c)
 	w->nconns--;
 	snapshot_unref(c->snap);
 	free(c->peer_id);
+	free(c->req);
 	free(c);
 	/* Handled at the loop boundary: resuming others from inside a free
 	 * would let them free conns our callers are still iterating over. */

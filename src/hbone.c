@@ -3,6 +3,7 @@
  * See include/zring/hbone.h.
  */
 #include "zring/hbone.h"
+#include "zring/hbone_request.h"
 #include "zring/certs.h"
 #include "zring/conn.h"
 #include "zring/log.h"
@@ -101,63 +102,25 @@ int hbone_server_begin(struct tunnel *t, int32_t stream_id)
 	c->pump = &pump_hbone_ops;
 	c->src = t->peer;
 	c->peer_id = strdup(t->peer_id);
+	c->req = malloc(sizeof(*c->req));
+	if (c->req)
+		hbone_req_init(c->req);
 	t->nstreams++;
 	nghttp2_session_set_stream_user_data(t->h2, stream_id, c);
 	return 0;
 }
 
-static bool is(const char *name, size_t len, const char *want)
-{
-	return strlen(want) == len && memcmp(name, want, len) == 0;
-}
-
-/* forwarded: for="ip:port" (or for=ip:port); anything else is ignored. */
-static void parse_forwarded(struct conn *c, const char *v, size_t len)
-{
-	char buf[128];
-	if (len >= sizeof(buf) || len < 5 || strncmp(v, "for=", 4) != 0)
-		return;
-	memcpy(buf, v + 4, len - 4);
-	buf[len - 4] = '\0';
-	char *p = buf;
-	if (*p == '"') {
-		p++;
-		char *q = strchr(p, '"');
-		if (!q)
-			return;
-		*q = '\0';
-	}
-	union addr a;
-	if (addr_parse(p, &a) == 0)
-		c->src = a;
-}
-
 void hbone_header(struct conn *c, const char *name, size_t nlen, const char *value, size_t vlen)
 {
-	char buf[ADDR_STRLEN];
 	if (c->stream_side == SIDE_UPSTREAM) {	/* client: the response */
-		if (is(name, nlen, ":status") && vlen == 3)
-			c->status = (uint16_t)atoi((char[4]){ value[0], value[1], value[2], 0 });
+		if (nlen == 7 && memcmp(name, ":status", 7) == 0 && vlen == 3 &&
+		    value[0] >= '1' && value[0] <= '5')
+			c->status = (uint16_t)((value[0] - '0') * 100 + (value[1] - '0') * 10 +
+					       (value[2] - '0'));
 		return;
 	}
-	if (is(name, nlen, ":method")) {
-		if (!is(value, vlen, "CONNECT"))
-			c->bad_request = true;
-	} else if (is(name, nlen, ":authority")) {
-		if (vlen >= sizeof(buf)) {
-			c->bad_request = true;
-			return;
-		}
-		memcpy(buf, value, vlen);
-		buf[vlen] = '\0';
-		if (addr_parse(buf, &c->dst) < 0 || addr_port(&c->dst) == 0)
-			c->bad_request = true;
-	} else if (is(name, nlen, ":path") || is(name, nlen, ":scheme") ||
-		   is(name, nlen, ":protocol")) {
-		c->bad_request = true;	/* plain CONNECT has neither */
-	} else if (is(name, nlen, "forwarded")) {
-		parse_forwarded(c, value, vlen);
-	}
+	if (c->req)
+		hbone_req_header(c->req, name, nlen, value, vlen);
 }
 
 /* Answer the CONNECT; `status` 200 keeps the stream open for data. */
@@ -188,8 +151,16 @@ static void refuse(struct conn *c, unsigned status, int err, const char *why)
 
 static void server_request(struct conn *c)
 {
-	if (c->dst.sa.sa_family == 0)
+	struct hbone_req *req = c->req;
+	c->req = NULL;
+	if (!req || hbone_req_finish(req) < 0)
 		c->bad_request = true;
+	else {
+		c->dst = req->authority;
+		if (req->has_forwarded)
+			c->src = req->forwarded;
+	}
+	free(req);
 	if (c->bad_request) {
 		refuse(c, 400, -EINVAL, "bad CONNECT request");
 		worker_defer_put(c->w, c);

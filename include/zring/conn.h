@@ -28,6 +28,7 @@
 #include "zring/util.h"
 
 struct worker;
+struct hbone_req;
 
 enum { SIDE_CLIENT = 0, SIDE_UPSTREAM = 1 };
 
@@ -63,6 +64,7 @@ struct conn {
 	uint16_t status;	/* hbone: response status (client) / answer (server) */
 	bool bad_request;	/* hbone server: malformed CONNECT */
 	char *peer_id;		/* hbone: the other end's identity */
+	struct hbone_req *req;	/* hbone server: headers until the request is whole */
 	const char *why;	/* short reason for the access log, or NULL */
 };
 

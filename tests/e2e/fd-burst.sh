@@ -16,7 +16,10 @@
 #      anything, each connected upstream, until zring is full; only then do
 #      they send. Want: every connection zring connected upstream echoes.
 #      Today: pipe2() fails with EMFILE, the pool has no pipe yet, and every
-#      direction waits for a pipe that only a closing connection can free.
+#      direction waits for a pipe that only a closing connection could free,
+#      but a waiting direction polls nothing, so zring does not even notice
+#      its clients closing: every connection stays open (until the idle
+#      timeout or a drain). Want: once the clients close, zring ends them.
 #   C. recovery must not strand connections (copy pump, --connect-timeout
 #      5s): zring filled gently as in fd-exhaustion.sh, then 15 proxied
 #      connections close at once. Want: 15 waiting ones get through promptly
@@ -70,9 +73,13 @@ upstream=$(($(echo_open_now) - base))
 hold ping 5 $((CONNS - upstream))
 log "B: $upstream connections connected upstream, $(hf proxied) of them echo"
 [ "$upstream" -ge 10 ] || failures+=("B: only $upstream connections reached the server")
-[ "$(hf proxied)" = "$upstream" ] && [ "$(hf stalled)" = 0 ] ||
+if [ "$(hf proxied)" != "$upstream" ] || [ "$(hf stalled)" != 0 ]; then
   failures+=("B: $upstream connections connected upstream, but only $(hf proxied) echo their bytes ($ANSWER)")
-hold_stop
+fi
+hold_stop                       # every client closes
+ge_access() { [ "$(access_count)" -ge "$1" ]; }
+wait_until 3 ge_access "$upstream" ||
+  failures+=("B: all clients closed, yet zring ended only $(access_count) of its $upstream connections within 3 s")
 stop_zring
 
 # --- C: recovery strands connections ----------------------------------------

@@ -88,8 +88,9 @@ for pump in ${ZRING_E2E_PUMPS:-splice copy}; do
   # Still exhausted: every proxied one still works, the others still wait.
   hold ping 10 "$waiting"
   expect_unbroken "$pump: still exhausted"
-  [ "$(hf proxied)" = "$proxied" ] && [ "$(hf waiting)" = "$waiting" ] ||
+  if [ "$(hf proxied)" != "$proxied" ] || [ "$(hf waiting)" != "$waiting" ]; then
     fail "$pump: connections changed state while nothing closed: $ANSWER"
+  fi
   expect_upstream_is_proxied "$pump: still exhausted"
   proc_alive "$ZPID" || fail "$pump: zring died"
 
@@ -100,7 +101,7 @@ for pump in ${ZRING_E2E_PUMPS:-splice copy}; do
     [ "$round" -le 6 ] || fail "$pump: connections still waiting after $((round - 1)) rounds: $ANSWER"
     before="$(hf waiting)"
     hold close 15
-    [ "$(hf failed)" = 0 ] && [ "$(hf broken)" = 0 ] || fail "$pump: a clean close failed: $ANSWER"
+    if [ "$(hf failed)" != 0 ] || [ "$(hf broken)" != 0 ]; then fail "$pump: a clean close failed: $ANSWER"; fi
     want=$((before - $(hf closed)))
     hold wait 3 $((want > 0 ? want : 0))
     expect_unbroken "$pump: round $round"
@@ -122,7 +123,7 @@ for pump in ${ZRING_E2E_PUMPS:-splice copy}; do
 
   # Close all: every connection ended cleanly everywhere.
   hold close 1000
-  [ "$(hf failed)" = 0 ] && [ "$(hf open)" = 0 ] || fail "$pump: closing the rest: $ANSWER"
+  if [ "$(hf failed)" != 0 ] || [ "$(hf open)" != 0 ]; then fail "$pump: closing the rest: $ANSWER"; fi
   hold_stop
   total=$((CONNS + 5))
   wait_until 5 ge echo_closed $((closed0 + total)) ||
