@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #define DEBOUNCE_MS 100
+/* How long a reload waits for an in-place writer to close the file. */
+#define WRITE_WAIT_NS (2 * 1000000000ull)
 #define WATCH_MASK (IN_CLOSE_WRITE | IN_MODIFY | IN_MOVED_TO | IN_CREATE | \
 		    IN_DELETE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
 
@@ -338,6 +340,20 @@ static bool relevant(const struct watch *w, const struct inotify_event *ev)
 	return strcmp(ev->name, w->base) == 0 || strncmp(ev->name, "..", 2) == 0;
 }
 
+/* An in-place write shows as IN_MODIFY ... IN_CLOSE_WRITE on our name;
+ * reading in between could see half a file. */
+static void track_writer(struct watch *w, const struct inotify_event *ev)
+{
+	if (!ev->len || strcmp(ev->name, w->base) != 0)
+		return;
+	if ((ev->mask & IN_MODIFY) && !w->writing) {
+		w->writing = true;
+		w->writing_since_ns = now_ns();
+	}
+	if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE))
+		w->writing = false;
+}
+
 static void drain_events(struct watch *w)
 {
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
@@ -347,8 +363,15 @@ static void drain_events(struct watch *w)
 			const struct inotify_event *ev = (const struct inotify_event *)p;
 			if (relevant(w, ev))
 				w->pending = true;
+			track_writer(w, ev);
+			/* The directory was moved or deleted: the watch follows the
+			 * old inode, so drop it and watch the path again. */
+			if ((ev->mask & (IN_MOVE_SELF | IN_DELETE_SELF)) && w->wd >= 0) {
+				inotify_rm_watch(w->ino_fd, w->wd);
+				w->wd = -1;
+			}
 			if (ev->mask & IN_IGNORED)
-				w->wd = -1;	/* the directory went away */
+				w->wd = -1;
 			p += sizeof(*ev) + ev->len;
 		}
 	}
@@ -378,6 +401,11 @@ void watch_on_debounce(struct watch *w, struct io_uring *ring, const struct io_u
 		arm_timer(w, ring, w->due_ns - now);	/* more events came: wait on */
 		return;
 	}
+	if (w->writing && now - w->writing_since_ns < WRITE_WAIT_NS) {
+		arm_timer(w, ring, DEBOUNCE_MS * 1000000ull);	/* let the writer finish */
+		return;
+	}
+	w->writing = false;
 	if (w->wd < 0) {
 		/* The directory was replaced: watch the new one, retry soon. */
 		w->wd = inotify_add_watch(w->ino_fd, w->dir, WATCH_MASK);

@@ -53,6 +53,8 @@ struct watch {
 	bool pending;		/* a change was seen, reload when quiet */
 	bool stopping;
 	uint64_t due_ns;	/* reload no earlier than this */
+	bool writing;		/* our file was modified and not yet closed */
+	uint64_t writing_since_ns;
 	uint64_t seen_hash;	/* bytes of the last file processed */
 	bool seen_valid;
 	_Atomic uint64_t reloads;	/* published snapshots */
