@@ -274,7 +274,10 @@ cmd_ca() {
   lock_dir "$dir"
   # Idempotent: tests and the demo call this before every run; re-making
   # the CA would invalidate every workload certificate already issued.
+  # Half a CA (a bundle without its key, say) is not ours to overwrite.
   if [ -e "$dir/root-cert.pem" ] || [ -e "$dir/root-key.pem" ]; then
+    [ -e "$dir/root-cert.pem" ] || die "$dir has root-key.pem but no root-cert.pem; not overwriting"
+    [ -e "$dir/root-key.pem" ] || die "$dir has root-cert.pem but no root-key.pem; not overwriting"
     find_ca "$dir"
     note "reusing the CA in $dir"
     return 0
