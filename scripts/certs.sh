@@ -8,8 +8,8 @@
 #   DIR/<td>/ns/<ns>/sa/<sa>/cert-chain.pem             leaf, then the CA
 #   DIR/<td>/ns/<ns>/sa/<sa>/key.pem                    leaf key (0600)
 #
-# Workload certificates look like the ones istiod and ztunnel issue, so that
-# tests exercise the same parsing paths a real mesh would: empty subject,
+# Workload certificates look like the ones istiod issues, so that the
+# tests exercise the parsing paths a real mesh would: empty subject,
 # critical URI SAN spiffe://<td>/ns/<ns>/sa/<sa>, CA:FALSE, digitalSignature
 # (+keyEncipherment for RSA), serverAuth+clientAuth, random 159-bit serial.
 #
@@ -51,7 +51,7 @@ workload / rotate options:
   --trust-domain TD     default cluster.local
   --key ec|rsa          ECDSA P-256 (default) or RSA 2048
   --ca DIR2             sign with the CA in DIR2 instead (untrusted-CA tests)
-  --days N              valid from now for N days (default 365)
+  --days N              valid from a minute ago for N days (default 365)
   --not-before T        validity start; T is YYYYMMDDHHMMSSZ or anything
   --not-after T         `date -d` understands ("2020-01-01", "-2 days")
   --expired             validity entirely in the past

@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <wolfssl/openssl/evp.h>
+#include <wolfssl/openssl/pem.h>
 #include <wolfssl/wolfcrypt/asn.h>
 
 #define CERT_FILE_MAX (1u << 20)
@@ -131,6 +133,35 @@ static WOLFSSL_CTX *make_ctx(bool server, const char *root, size_t root_len,
 	return NULL;
 }
 
+/* Sign with the key, verify with the certificate's public key: the only
+ * check that catches a mismatched ECDSA key (wolfSSL's check_private_key
+ * passes one in 5.5.4). */
+static bool key_matches(WOLFSSL_X509 *leaf, const char *key, size_t key_len)
+{
+	static const unsigned char msg[] = "zring key match";
+	unsigned char sig[1024];
+	size_t siglen = sizeof(sig);
+	bool ok = false;
+	WOLFSSL_BIO *bio = wolfSSL_BIO_new_mem_buf(key, (int)key_len);
+	WOLFSSL_EVP_PKEY *priv = bio ? wolfSSL_PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+	WOLFSSL_EVP_PKEY *pub = wolfSSL_X509_get_pubkey(leaf);
+	WOLFSSL_EVP_MD_CTX *s = wolfSSL_EVP_MD_CTX_new(), *v = wolfSSL_EVP_MD_CTX_new();
+	if (priv && pub && s && v &&
+	    wolfSSL_EVP_DigestSignInit(s, NULL, wolfSSL_EVP_sha256(), NULL, priv) == 1 &&
+	    wolfSSL_EVP_DigestSignUpdate(s, msg, sizeof(msg)) == 1 &&
+	    wolfSSL_EVP_DigestSignFinal(s, sig, &siglen) == 1 &&
+	    wolfSSL_EVP_DigestVerifyInit(v, NULL, wolfSSL_EVP_sha256(), NULL, pub) == 1 &&
+	    wolfSSL_EVP_DigestVerifyUpdate(v, msg, sizeof(msg)) == 1)
+		ok = wolfSSL_EVP_DigestVerifyFinal(v, sig, siglen) == 1;
+	wolfSSL_EVP_MD_CTX_free(s);
+	wolfSSL_EVP_MD_CTX_free(v);
+	wolfSSL_EVP_PKEY_free(priv);
+	wolfSSL_EVP_PKEY_free(pub);
+	if (bio)
+		wolfSSL_BIO_free(bio);
+	return ok;
+}
+
 /* Does the leaf verify against the bundle? */
 static bool chain_trusted(const char *root, size_t root_len, const char *chain, size_t chain_len)
 {
@@ -181,6 +212,8 @@ static int load_identity(const char *root, size_t root_len, const char *path, co
 		*why = "certificate URI SAN does not match its path";
 	} else if (!chain_trusted(root, root_len, chain, chain_len)) {
 		*why = "certificate not signed by the trust bundle";
+	} else if (!key_matches(leaf, key, key_len)) {
+		*why = "private key does not match the certificate";
 	} else if ((out->server = make_ctx(true, root, root_len, chain, chain_len, key, key_len, why)) &&
 		   (out->client = make_ctx(false, root, root_len, chain, chain_len, key, key_len, why))) {
 		out->id = strdup(want);
@@ -292,6 +325,38 @@ static int keep_previous(const struct certstore *prev, const char *id, struct lo
 	return 0;
 }
 
+/* The pair's stat signature, to notice a rotation landing mid-read. */
+static uint64_t pair_sig(const char *path)
+{
+	char file[4096];
+	snprintf(file, sizeof(file), "%s/cert-chain.pem", path);
+	uint64_t h = stat_sig(file, 1);
+	snprintf(file, sizeof(file), "%s/key.pem", path);
+	return stat_sig(file, h);
+}
+
+/* Load, and if the files changed while we read them (a rotation renaming
+ * the key then the chain), read again, a few times at most. */
+static int load_stable(const char *root, size_t root_len, const char *path, const char *want,
+		       struct local_identity *out, const char **why)
+{
+	int err = -EAGAIN;
+	for (int tries = 0; tries < 3; tries++) {
+		uint64_t before = pair_sig(path);
+		err = load_identity(root, root_len, path, want, out, why);
+		if (pair_sig(path) == before)
+			return err;
+		if (err == 0) {
+			wolfSSL_CTX_free(out->server);
+			wolfSSL_CTX_free(out->client);
+			free(out->id);
+			memset(out, 0, sizeof(*out));
+		}
+		usleep(10000);
+	}
+	return err;
+}
+
 static void load_one(const char *td, const char *ns, const char *sa, const char *path, void *arg)
 {
 	struct load_ctx *lc = arg;
@@ -307,7 +372,7 @@ static void load_one(const char *td, const char *ns, const char *sa, const char 
 	s->ids = grown;
 	int err = certs_identity(td, ns, sa, want, sizeof(want));
 	if (err == 0)
-		err = load_identity(lc->root, lc->root_len, path, want, &id, &why);
+		err = load_stable(lc->root, lc->root_len, path, want, &id, &why);
 	if (err < 0) {
 		s->rejected++;
 		bool kept = keep_previous(lc->prev, want, &id) == 0;
