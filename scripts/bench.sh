@@ -413,6 +413,15 @@ note_zring_died() {
 
 jget() { python3 "$here/report.py" field "$1" "$2"; }  # JSON-or-FILE KEY
 
+# CPU time (user + system, all threads, io_uring's io-wq workers included)
+# that process PID has used so far, in clock ticks; 0 without a PID.
+clk_tck="$(getconf CLK_TCK)"
+proc_cpu() {
+  if [ -z "${1:-}" ] || [ ! -r "/proc/$1/stat" ]; then echo 0; return; fi
+  # Fields after the ")" that ends the command name: utime is 12th, stime 13th.
+  sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
+}
+
 # record METRIC PATH REP VALUE [NOTE] [RAW-JSON]
 record() {
   local metric="$1" path="$2" rep="$3" value="$4" note="${5:-}" raw="${6:-null}"
@@ -429,28 +438,45 @@ PY
 # Each takes PATH REP, runs once, records, and never aborts the run.
 
 m_throughput() {  # PATH REP STREAMS
-  local path="$1" rep="$2" streams="$3" out="$dir/iperf-$1-$2-$3.json" res
+  local path="$1" rep="$2" streams="$3" out="$dir/iperf-$1-$2-$3.json" res c0 c1
   use_path "$path"
+  c0="$(proc_cpu "$proxy_pid")"
   if ! in_cli timeout $((duration + 30)) iperf3 -c "$target" -p 5201 -t "$duration" -O 1 \
         -P "$streams" -J >"$out" 2>"$out.err"; then
     record "tput_p$streams" "$path" "$rep" null "iperf3 failed: $(head -c 300 "$out.err" "$out" | tr '\n' ' ')"
     return 0
   fi
+  c1="$(proc_cpu "$proxy_pid")"
   res="$(python3 "$here/report.py" iperf "$out")"
   record "tput_p$streams" "$path" "$rep" "$(jget "$res" gbps)" "" "$res"
+  if [ -n "$proxy_pid" ]; then
+    # Proxy CPU per GB carried: the whole run's CPU over the bytes of the
+    # whole run (iperf3's omitted first second included, at the same rate).
+    record "cpu_gb_p$streams" "$path" "$rep" "$(python3 -c 'import sys
+cpu, tck, gbps, secs = map(float, sys.argv[1:])
+print(round((cpu / tck) * 1000 / (gbps / 8 * secs), 1))' "$((c1 - c0))" "$clk_tck" "$(jget "$res" gbps)" "$((duration + 1))")"
+  fi
   say "  $path tput -P$streams: $res"
 }
 
 m_cps() {
-  local path="$1" rep="$2" out="$dir/wrk-$1-$2.txt" res note=""
+  local path="$1" rep="$2" out="$dir/wrk-$1-$2.txt" res note="" c0 c1
   use_path "$path"
+  c0="$(proc_cpu "$proxy_pid")"
   if ! in_cli timeout $((duration + 30)) wrk -t1 -c "$wrk_conns" -d "${duration}s" --timeout 2s \
         -H 'Connection: close' "http://$target/small" >"$out" 2>&1; then
     record cps "$path" "$rep" null "wrk failed: $(head -c 300 "$out" | tr '\n' ' ')"
     return 0
   fi
+  c1="$(proc_cpu "$proxy_pid")"
   res="$(python3 "$here/report.py" wrk "$out")"
   record cps "$path" "$rep" "$(jget "$res" rps)" "$(jget "$res" note)" "$res"
+  if [ -n "$proxy_pid" ] && [ -n "$(jget "$res" requests)" ]; then
+    # Proxy CPU per proxied connection, in microseconds.
+    record cpu_conn "$path" "$rep" "$(python3 -c 'import sys
+cpu, tck, n = map(float, sys.argv[1:])
+print(round(cpu / tck * 1e6 / n, 1) if n else "")' "$((c1 - c0))" "$clk_tck" "$(jget "$res" requests)")"
+  fi
   say "  $path cps: $res"
 }
 

@@ -3,6 +3,7 @@
  * close and free. The byte moving itself is in pump*.c.
  */
 #include "zring/conn.h"
+#include "zring/fdbudget.h"
 #include "zring/hbone.h"
 #include "zring/log.h"
 #include "zring/tunnel.h"
@@ -101,6 +102,7 @@ int conn_connect(struct conn *c)
 	int fd = socket(c->upstream.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	fdb_opened(1);
 	c->fd[SIDE_UPSTREAM] = fd;
 	uint32_t mark = w->opts->mark;
 	if (mark && setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0)
@@ -144,6 +146,7 @@ void conn_accept(struct listener *l, int fd)
 	if (!c) {
 		log_msg_err(LOG_WARN, "connection dropped", "allocate", -ENOMEM);
 		close(fd);
+		fdb_closed(1);
 		return;
 	}
 	socklen_t len = sizeof(c->src);
@@ -174,6 +177,7 @@ void conn_accept(struct listener *l, int fd)
 static void park(struct conn *c)
 {
 	struct worker *w = c->w;
+	fdb_parked(1);
 	c->parked = true;
 	c->park_next = NULL;
 	if (w->parked_tail)
@@ -198,6 +202,7 @@ static void unpark(struct conn *c)
 	}
 	c->parked = false;
 	c->park_next = NULL;
+	fdb_parked(-1);
 }
 
 void conn_retry_parked(struct worker *w)
@@ -310,6 +315,7 @@ static void close_socket(int fd, bool reset)
 		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	}
 	close(fd);
+	fdb_closed(1);
 }
 
 static void conn_free(struct conn *c)

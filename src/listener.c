@@ -3,6 +3,7 @@
  */
 #include "zring/listener.h"
 #include "zring/conn.h"
+#include "zring/fdbudget.h"
 #include "zring/tunnel.h"
 #include "zring/log.h"
 #include "zring/ring.h"
@@ -73,8 +74,15 @@ void listener_arm(struct listener *l)
 {
 	if (l->accepting || l->paused || l->closing)
 		return;
+	if (!fdb_can_accept()) {
+		listener_pause(l, -EMFILE);	/* the backlog holds the clients */
+		return;
+	}
 	struct io_uring_sqe *sqe = ring_sqe_op(&l->w->ring, &l->op_accept);
-	io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fdb_multishot_ok(LISTEN_BACKLOG))
+		io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	else
+		io_uring_prep_accept(sqe, l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	l->accepting = true;
 	l->inflight++;
 }
@@ -104,10 +112,13 @@ void listener_pause(struct listener *l, int err)
 	uint64_t now = l->w->now_ns;
 	if (!l->paused && (!l->warned_ns || now - l->warned_ns >= PAUSE_WARN_NS)) {
 		struct log_line line;
+		char buf[ADDR_STRLEN];
 		l->warned_ns = now;
 		if (log_begin(&line, LOG_WARN, "accept paused")) {
 			log_str(&line, "role", role_name(l->role));
+			log_str(&line, "addr", addr_format(&l->addr, buf, sizeof(buf)));
 			log_err(&line, "error", err);
+			log_i64(&line, "free_fds", fdb_free());
 			log_u64(&line, "retry_ms", ACCEPT_RETRY_MS);
 			log_end(&line);
 		}
@@ -137,9 +148,13 @@ void listener_on_accept(struct listener *l, const struct io_uring_cqe *cqe)
 		l->inflight--;
 	}
 	int res = cqe->res;
+	if (res >= 0)
+		fdb_opened(1);
 	if (res >= 0) {
-		if (l->closing)
+		if (l->closing) {
 			close(res);
+			fdb_closed(1);
+		}
 		else if (l->role == ROLE_HBONE)
 			tunnel_accept(l, res);
 		else

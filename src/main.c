@@ -4,6 +4,7 @@
  */
 #include "zring/check.h"
 #include "zring/control.h"
+#include "zring/fdbudget.h"
 #include "zring/log.h"
 #include "zring/opts.h"
 #include "zring/snapshot.h"
@@ -68,6 +69,10 @@ static int run(const struct opts *o, struct snapshot_slot *slot, struct watch *w
 	for (; err == 0 && started < n; started++)
 		err = worker_start(ws[started]);
 	if (err == 0) {
+		/* Count again now that listeners, rings and pipes exist; the
+		 * control thread adds a signalfd, a ring and an inotify fd. */
+		fdb_init();
+		fdb_opened(3);
 		struct log_line l;
 		if (log_begin(&l, LOG_INFO, "ready")) {
 			log_u64(&l, "workers", o->workers);
@@ -120,6 +125,7 @@ int main(int argc, char **argv)
 	}
 	struct snapshot_slot slot;
 	struct watch watch;
+	fdb_init();
 	slot_init(&slot);
 	ret = watch_init(&watch, o.config, o.certs, &slot);
 	if (ret == 0)

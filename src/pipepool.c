@@ -1,6 +1,7 @@
 /*
  * Bounded pipe pool. See include/zring/pipepool.h.
  */
+#include "zring/fdbudget.h"
 #include "zring/pipepool.h"
 
 #include <errno.h>
@@ -21,6 +22,7 @@ static void pipe_close(struct pipepool *pp, struct pipe_pair *p)
 {
 	close(p->rd);
 	close(p->wr);
+	fdb_closed(2);
 	free(p);
 	pp->total--;
 }
@@ -55,10 +57,28 @@ int pipepool_get(struct pipepool *pp, struct pipe_pair **out)
 		free(p);
 		return err;
 	}
+	fdb_opened(2);
 	p->rd = fds[0];
 	p->wr = fds[1];
 	pp->total++;
 	*out = p;
+	return 0;
+}
+
+int pipepool_prefill(struct pipepool *pp, unsigned n)
+{
+	while (pp->nfree < n) {
+		struct pipe_pair *p, *saved = pp->free;
+		/* Hide the free list so that get() creates a new pipe. */
+		pp->free = NULL;
+		int err = pipepool_get(pp, &p);
+		pp->free = saved;
+		if (err < 0)
+			return err;
+		p->next = pp->free;
+		pp->free = p;
+		pp->nfree++;
+	}
 	return 0;
 }
 

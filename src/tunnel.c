@@ -6,6 +6,7 @@
 #include "zring/tunnel.h"
 #include "zring/certs.h"
 #include "zring/conn.h"
+#include "zring/fdbudget.h"
 #include "zring/hbone.h"
 #include "zring/listener.h"
 #include "zring/log.h"
@@ -72,8 +73,10 @@ static void tunnel_free(struct tunnel *t)
 	if (t->h2)
 		nghttp2_session_del(t->h2);
 	tls_deinit(&t->tls);
-	if (t->fd >= 0)
+	if (t->fd >= 0) {
 		close(t->fd);
+		fdb_closed(1);
+	}
 	for (size_t i = 0; i < t->nalt; i++)
 		free(t->alt_ids[i]);
 	free(t->alt_ids);
@@ -438,6 +441,7 @@ void tunnel_accept(struct listener *l, int fd)
 	struct tunnel *t = tunnel_new(w, true, fd);
 	if (!t) {
 		close(fd);
+		fdb_closed(1);
 		return;
 	}
 	socklen_t len = sizeof(t->peer);
@@ -492,6 +496,7 @@ static int tunnel_connect(struct tunnel *t)
 	int fd = socket(t->peer.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	fdb_opened(1);
 	t->fd = fd;
 	uint32_t mark = w->opts->mark;
 	int one = 1;

@@ -5,6 +5,7 @@
  */
 #include "zring/worker.h"
 #include "zring/conn.h"
+#include "zring/fdbudget.h"
 #include "zring/listener.h"
 #include "zring/log.h"
 #include "zring/ring.h"
@@ -21,6 +22,7 @@
 #define BUF_SIZE (64 * 1024)
 #define BUF_GROUP 1
 #define PIPES_KEPT 32
+#define PIPES_PREFILL 8
 #define TICK_MS 1000
 #define DRAIN_TICK_MS 50
 
@@ -378,6 +380,17 @@ static int setup_ring(struct worker *w)
 		}
 	}
 	pipepool_init(&w->pipes, w->opts->pipe_pool, PIPES_KEPT);
+	/* A few pipes up front (fewer under a tiny descriptor limit). */
+	unsigned prefill = (unsigned)(fdb_limit() / 32);
+	if (prefill > PIPES_PREFILL)
+		prefill = PIPES_PREFILL;
+	if (prefill < 1)
+		prefill = 1;
+	if (w->opts->pump == PUMP_SPLICE &&
+	    (err = pipepool_prefill(&w->pipes, prefill)) < 0) {
+		log_msg_err(LOG_ERROR, "cannot create pipes", "worker", err);
+		return err;
+	}
 	return 0;
 }
 
@@ -463,12 +476,21 @@ void worker_pause_accept(struct worker *w, int err)
 void worker_fds_freed(struct worker *w)
 {
 	conn_retry_parked(w);
+	/* Waiters first: they hold accepted connections. */
+	struct pump_dir *d = w->wait_head;
+	w->wait_head = w->wait_tail = NULL;
+	while (d) {
+		struct pump_dir *next = d->wait_next;
+		d->flags &= (uint8_t)~DIR_WAITING;
+		d->wait_next = NULL;
+		pump_resume(d);		/* may queue itself again */
+		d = next;
+	}
 	if (w->accept_paused) {
 		w->accept_paused = false;
 		for (unsigned i = 0; i < w->nlisteners; i++)
 			listener_resume(w->listeners[i]);
 	}
-	worker_wait_wake(w);
 }
 
 void worker_wait_enqueue(struct worker *w, struct pump_dir *d)

@@ -28,6 +28,10 @@ struct pipepool {
 void pipepool_init(struct pipepool *pp, unsigned max, unsigned keep);
 void pipepool_deinit(struct pipepool *pp);
 
+/* Create pipes up to n idle ones now, so that running out of descriptors
+ * later never leaves the pump with no pipe at all. 0 or -errno. */
+int pipepool_prefill(struct pipepool *pp, unsigned n);
+
 /* Borrow an empty pipe: 0 and *out, or -EAGAIN when `max` are out, or the
  * -errno of pipe2 (e.g. -EMFILE). */
 int pipepool_get(struct pipepool *pp, struct pipe_pair **out);

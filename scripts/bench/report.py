@@ -21,7 +21,10 @@ import sys
 METRICS = [
     ("tput_p1", "Throughput, 1 stream (iperf3)", "Gbit/s", "higher", 2),
     ("tput_p4", "Throughput, 4 streams (iperf3 -P 4)", "Gbit/s", "higher", 2),
+    ("cpu_gb_p1", "Proxy CPU per GB carried, 1 stream", "CPU ms", "lower", 0),
+    ("cpu_gb_p4", "Proxy CPU per GB carried, 4 streams", "CPU ms", "lower", 0),
     ("cps", "New connections/s (wrk, `Connection: close`)", "conn/s", "higher", 0),
+    ("cpu_conn", "Proxy CPU per new connection", "CPU µs", "lower", 1),
     ("lat_ka_p50", "Latency p50, keep-alive, {rate}/s per path", "µs", "lower", 1),
     ("lat_ka_p99", "Latency p99, keep-alive, {rate}/s per path", "µs", "lower", 1),
     ("lat_nc_p50", "Latency p50, new connection, {rate}/s per path", "µs", "lower", 1),

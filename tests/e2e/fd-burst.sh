@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2119,SC2317  # helpers with optional args; callbacks run via wait_until
 # Scenario: descriptor exhaustion the hard ways. NOT in meson.build: zring
-# fails both parts today (see the report of 2026-11-21); register it once
-# they pass. RLIMIT_NOFILE 64, one worker, the echo server of fd-exhaustion.
+# fails all three parts today (2026-11-21); add it to the list once they
+# pass. RLIMIT_NOFILE 64, one worker, the echo server of fd-exhaustion.
 #   A. accept must leave room for upstream sockets (copy pump): 60
 #      connections arrive while zring is busy (SIGSTOP, then SIGCONT), so all
 #      are in the backlog at once. Want: zring proxies as many as its
@@ -77,8 +77,7 @@ if [ "$(hf proxied)" != "$upstream" ] || [ "$(hf stalled)" != 0 ]; then
   failures+=("B: $upstream connections connected upstream, but only $(hf proxied) echo their bytes ($ANSWER)")
 fi
 hold_stop                       # every client closes
-ge_access() { [ "$(access_count)" -ge "$1" ]; }
-wait_until 3 ge_access "$upstream" ||
+wait_until 3 at_least "$upstream" access_count ||
   failures+=("B: all clients closed, yet zring ended only $(access_count) of its $upstream connections within 3 s")
 stop_zring
 

@@ -18,6 +18,10 @@
 # --connect-timeout 30s: a connection accepted while no descriptor is left
 # for its upstream socket is parked, and reset after the connect timeout (by
 # design); it must outlive the exhaustion phase here.
+# Connections open one by one and recovery goes in rounds on purpose: a
+# burst of connections, a splice pump that never made a pipe before the
+# exhaustion, or many connections closing at once still lose or stall
+# connections today; fd-burst.sh (not in meson.build) reproduces those.
 # Run once per data pump (ZRING_E2E_PUMPS narrows the list).
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -31,9 +35,6 @@ install_capture
 command -v prlimit >/dev/null || skip "prlimit not found"
 
 start_echo "$PORT"
-
-# ge CMD N: CMD's output >= N (evaluated on every call, for wait_until).
-ge() { [ "$("$1")" -ge "$2" ]; }
 
 expect_unbroken() {
   [ "$(hf broken)" = 0 ] || fail "$1: a connection broke: $ANSWER"
@@ -126,11 +127,11 @@ for pump in ${ZRING_E2E_PUMPS:-splice copy}; do
   if [ "$(hf failed)" != 0 ] || [ "$(hf open)" != 0 ]; then fail "$pump: closing the rest: $ANSWER"; fi
   hold_stop
   total=$((CONNS + 5))
-  wait_until 5 ge echo_closed $((closed0 + total)) ||
+  wait_until 5 at_least $((closed0 + total)) echo_closed ||
     fail "$pump: the echo server saw $(($(echo_closed) - closed0)) of $total connections end"
   bad="$(grep '^conn ' "$ECHO_LOG" | tail -n +"$((closed0 + 1))" | grep -vc 'result=ok' || true)"
   [ "$bad" = 0 ] || fail "$pump: $bad connections ended with an error at the echo server"
-  wait_until 5 ge access_count "$total" || fail "$pump: $(access_count) access lines, want $total"
+  wait_until 5 at_least "$total" access_count || fail "$pump: $(access_count) access lines, want $total"
   errors="$(grep 'msg=access' "$ZLOG" | grep -vc ' error=-' || true)"
   [ "$errors" = 0 ] ||
     fail "$pump: $errors access lines carry an error: $(grep 'msg=access' "$ZLOG" | grep -v ' error=-' | head -n 3)"

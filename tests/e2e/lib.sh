@@ -496,3 +496,150 @@ readonly CONFIG_PARTIAL_WRITE_ERRORS='error="(empty document|unexpected end of i
 # are / are not explained by reading a file while it was being written.
 config_partial_errors() { grep 'msg="config error"' "$ZLOG" | grep -cE "$CONFIG_PARTIAL_WRITE_ERRORS" || true; }
 config_other_errors() { grep 'msg="config error"' "$ZLOG" | grep -vcE "$CONFIG_PARTIAL_WRITE_ERRORS" || true; }
+
+# ---------------------------------------------------------------- HBONE (issue 4)
+#
+# Two "nodes", each a pod with its own zring, as sidecars: zring A in the
+# client pod (outbound capture, opens tunnels), zring B in the server pod
+# (inbound HBONE on :15008); both pods get the capture rules (15008 is exempt
+# from the inbound redirect). Certificates come from scripts/certs.sh.
+#
+#   hbone_topology                the two pods, capture rules in both
+#   certs_sh ARGS...              scripts/certs.sh, its chatter to certs.log
+#   hbone_certs DIR [SA...]       a CA in DIR and identities default/SA
+#                                 (default: client server)
+#   hbone_config FILE [CLIENT_SA [SERVER_SA]]   the two-workload config:
+#                                 client 10.77.0.1, server 10.77.0.2, HBONE
+#   zr_start NAME NS ARGS...      a zring called NAME in netns NS; its log is
+#                                 $E2E_TMP/zring-NAME.log; waits for msg=ready
+#   zr_stop NAME                  SIGTERM; it must exit 0 within 10 s
+#   zr_stop_all                   zr_stop every zring still running
+#   zr_log NAME / zr_pid NAME     its log file / its PID
+#   zr_access NAME                its access lines
+#   zr_count NAME PATTERN         lines of its log matching PATTERN (grep -E)
+#   hbone_pass MSG                zr_stop_all, then pass
+#   h2client NS ARGS...           tests/tools/zr_h2client.py in NS
+
+declare -A ZR_PID=() ZR_LOGF=()
+CERTS_SH="$SRCDIR/scripts/certs.sh"
+readonly ID_CLIENT="spiffe://cluster.local/ns/default/sa/client"
+readonly ID_SERVER="spiffe://cluster.local/ns/default/sa/server"
+
+install_capture_in() {
+  local ns="$1"
+  shift
+  ip netns exec "$ns" bash "$IPTABLES_SCRIPT" install "$@" 2>"$E2E_TMP/iptables-install-$ns.out" ||
+    fail "zring-iptables.sh install in $ns failed: $(cat "$E2E_TMP/iptables-install-$ns.out")"
+}
+
+hbone_topology() {
+  command -v openssl >/dev/null || skip "openssl not found"
+  e2e_topology
+  install_capture_in "$NS_C"
+  install_capture_in "$NS_S"
+}
+
+certs_sh() {
+  bash "$CERTS_SH" "$@" 2>>"$E2E_TMP/certs.log" || fail "certs.sh $* failed: $(tail -n3 "$E2E_TMP/certs.log")"
+}
+
+hbone_certs() {
+  local dir="$1" sa
+  shift
+  certs_sh ca "$dir" >/dev/null
+  [ $# -gt 0 ] || set -- client server
+  for sa in "$@"; do
+    certs_sh workload "$dir" --ns default --sa "$sa" >/dev/null
+  done
+}
+
+# The serial of the certificate of identity default/SA in DIR (hex, upper case).
+cert_serial() {
+  openssl x509 -in "$1/cluster.local/ns/default/sa/$2/cert-chain.pem" -noout -serial | sed 's/^serial=//'
+}
+
+hbone_config() {
+  local file="$1" csa="${2:-client}" ssa="${3:-server}"
+  cat >"$file" <<JSON
+{"workloads":[
+  {"uid":"c1","name":"client","namespace":"default","serviceAccount":"$csa","workloadIps":["$C4"],"protocol":"HBONE"},
+  {"uid":"s1","name":"server","namespace":"default","serviceAccount":"$ssa","workloadIps":["$S4"],"protocol":"HBONE"}
+],"services":[],"policies":[]}
+JSON
+}
+
+zr_start() {
+  local name="$1" ns="$2" log
+  shift 2
+  need_zring
+  log="$E2E_TMP/zring-$name.log"
+  : >"$log"
+  ip netns exec "$ns" "$ZRING_BIN" "$@" >>"$log" 2>&1 &
+  ZR_PID[$name]=$!
+  ZR_LOGF[$name]="$log"
+  track "${ZR_PID[$name]}"
+  if ! wait_until 10 zr_ready "$name"; then
+    proc_alive "${ZR_PID[$name]}" || fail "zring $name exited at startup (args: $*)"
+    fail "zring $name did not log msg=ready within 10 s (args: $*)"
+  fi
+  proc_alive "${ZR_PID[$name]}" || fail "zring $name exited at startup (args: $*)"
+}
+
+zr_ready() {
+  proc_alive "${ZR_PID[$1]}" || return 0
+  grep -q 'msg=ready' "${ZR_LOGF[$1]}"
+}
+
+zr_log() { echo "${ZR_LOGF[$1]}"; }
+zr_pid() { echo "${ZR_PID[$1]}"; }
+zr_access() { grep 'msg=access' "${ZR_LOGF[$1]}" || true; }
+zr_count() { grep -cE "$2" "${ZR_LOGF[$1]}" || true; }
+
+# zr_wait_exit NAME TIMEOUT_S: wait for zring NAME to exit; sets ZRING_RC.
+zr_wait_exit() {
+  local pid="${ZR_PID[$1]}"
+  wait_gone "$pid" $(($2 * 10)) || fail "zring $1 still running $2 s after it was asked to stop"
+  ZRING_RC=0
+  wait "$pid" || ZRING_RC=$?
+}
+
+zr_stop() {
+  local pid="${ZR_PID[$1]}"
+  proc_alive "$pid" || fail "zring $1 is not running (it died earlier?)"
+  kill -TERM "$pid"
+  zr_wait_exit "$1" 10
+  [ "$ZRING_RC" -eq 0 ] || fail "zring $1 exited $ZRING_RC on SIGTERM, want 0"
+  unset "ZR_PID[$1]"
+}
+
+zr_stop_all() {
+  local name
+  for name in "${!ZR_PID[@]}"; do zr_stop "$name"; done
+}
+
+hbone_pass() {
+  zr_stop_all
+  soft_check
+  pass "$@"
+}
+
+h2client() {
+  local ns="$1"
+  shift
+  ip netns exec "$ns" "$PY" "$TOOLS/zr_h2client.py" "$@"
+}
+
+# Checks that should not hide the ones after them: soft_fail records a
+# failure and the scenario goes on; soft_check (call it before pass) fails
+# the scenario with every recorded one.
+E2E_SOFT=()
+soft_fail() {
+  log "FAILED (continuing): $*"
+  E2E_SOFT+=("$*")
+}
+soft_check() {
+  [ "${#E2E_SOFT[@]}" -eq 0 ] && return 0
+  local f msg="${#E2E_SOFT[@]} check(s) failed:"
+  for f in "${E2E_SOFT[@]}"; do msg+=$'\n'"  - $f"; done
+  fail "$msg"
+}

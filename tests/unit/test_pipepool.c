@@ -65,3 +65,18 @@ Test(pipepool, a_pipe_with_leftover_bytes_is_closed)
 	pipepool_put(&pp, q, true);
 	pipepool_deinit(&pp);
 }
+
+Test(pipepool, prefill_creates_idle_pipes_up_to_n)
+{
+	struct pipepool pp;
+	int before = open_fds();
+	pipepool_init(&pp, 16, 8);
+	cr_assert_eq(pipepool_prefill(&pp, 4), 0);
+	cr_assert_eq(pp.nfree, 4);
+	cr_assert_eq(pp.total, 4);
+	cr_assert_eq(open_fds(), before + 8);
+	cr_assert_eq(pipepool_prefill(&pp, 4), 0, "idempotent");
+	cr_assert_eq(pp.total, 4);
+	pipepool_deinit(&pp);
+	cr_assert_eq(open_fds(), before);
+}
