@@ -67,14 +67,18 @@ wait_until 10 at_least 101 zr_count A 'msg=access' || fail "A: $(zr_count A msg=
 wait_until 10 at_least 101 zr_count B 'msg=access' || fail "B: $(zr_count B msg=access) access lines, want 101"
 tunnels="$(ns_s ss -Htn state established "sport = :15008" | grep -c . || true)"
 log "tunnels open on B's :15008 after 101 connections: $tunnels"
-[ "$tunnels" -ge 1 ] && [ "$tunnels" -le 2 ] ||
+(( tunnels >= 1 && tunnels <= 2 )) ||
   fail "want 1..2 pooled tunnels (2 workers on A), found $tunnels: connections are not pooled"
 for n in A B; do
   errors="$(zr_access "$n" | grep -vc ' error=-' || true)"
   [ "$errors" -eq 0 ] || fail "$n: $errors access lines carry an error"
-  other="$(zr_access B | grep -vc "src_identity=$ID_CLIENT" || true)"
-  [ "$other" -eq 0 ] || fail "B: $other access lines without src_identity=$ID_CLIENT"
 done
+other="$(zr_access B | grep -vc "src_identity=$ID_CLIENT" || true)"
+[ "$other" -eq 0 ] || fail "B: $other access lines without src_identity=$ID_CLIENT"
+# Every client address A saw reached B as the forwarded address, once.
+diff <(zr_access A | sed -n 's/.* src=\([^ ]*\) .*/\1/p' | sort) \
+     <(zr_access B | sed -n 's/.* src=\([^ ]*\) .*/\1/p' | sort) >/dev/null ||
+  fail "the client addresses in A's access lines and the forwarded ones in B's differ"
 
 # --- 3: half-close through the tunnel -------------------------------------------
 client_ok "$NS_C" xfer --host "$S4" --port 8080 --half-close --up 1000 --down $((20 << 20)) --timeout 30

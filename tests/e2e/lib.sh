@@ -522,7 +522,9 @@ config_other_errors() { grep 'msg="config error"' "$ZLOG" | grep -vcE "$CONFIG_P
 
 declare -A ZR_PID=() ZR_LOGF=()
 CERTS_SH="$SRCDIR/scripts/certs.sh"
+# shellcheck disable=SC2034  # used by the scenarios
 readonly ID_CLIENT="spiffe://cluster.local/ns/default/sa/client"
+# shellcheck disable=SC2034  # used by the scenarios
 readonly ID_SERVER="spiffe://cluster.local/ns/default/sa/server"
 
 install_capture_in() {
