@@ -176,6 +176,25 @@ static bool chain_trusted(const char *root, size_t root_len, const char *chain, 
 	return ok;
 }
 
+static void identity_free(struct local_identity *id)
+{
+	wolfSSL_CTX_free(id->server);
+	wolfSSL_CTX_free(id->client);
+	free(id->id);
+	free(id->trust_domain);
+	free(id->chain_pem);
+	free(id->key_pem);
+	memset(id, 0, sizeof(*id));
+}
+
+static char *dup_bytes(const char *p, size_t n)
+{
+	char *q = malloc(n ? n : 1);
+	if (q)
+		memcpy(q, p, n);
+	return q;
+}
+
 /* Check one identity's files and build its contexts. *why says what is
  * wrong when it returns -EINVAL. */
 static int load_identity(const char *root, size_t root_len, const char *path, const char *want,
@@ -219,13 +238,15 @@ static int load_identity(const char *root, size_t root_len, const char *path, co
 		out->id = strdup(want);
 		out->not_before_ms = ms_of(wolfSSL_X509_get_notBefore(leaf));
 		out->not_after_ms = ms_of(wolfSSL_X509_get_notAfter(leaf));
+		out->chain_pem = chain;
+		out->chain_len = chain_len;
+		out->key_pem = key;
+		out->key_len = key_len;
+		chain = key = NULL;	/* kept by the identity */
 		err = out->id ? 0 : -ENOMEM;
 	}
-	if (err < 0) {
-		wolfSSL_CTX_free(out->server);
-		wolfSSL_CTX_free(out->client);
-		out->server = out->client = NULL;
-	}
+	if (err < 0)
+		identity_free(out);
 	wolfSSL_X509_free(leaf);
 	free(chain);
 	free(key);
@@ -310,19 +331,31 @@ static void log_refused(const char *id, const char *why, bool kept)
 	}
 }
 
-/* A still-valid copy of prev's version of `id`, sharing its contexts. */
-static int keep_previous(const struct certstore *prev, const char *id, struct local_identity *out)
+/* prev's still-valid version of `id`, with contexts rebuilt on the current
+ * trust bundle (which may be the very change being applied). */
+static int keep_previous(const struct certstore *prev, const char *id, const char *root,
+			 size_t root_len, struct local_identity *out)
 {
 	const struct local_identity *p = prev ? certstore_find(prev, id) : NULL;
+	const char *why;
 	if (!p || p->not_after_ms <= wall_ms())
 		return -ENOENT;
-	*out = *p;
+	memset(out, 0, sizeof(*out));
 	out->id = strdup(p->id);
-	if (!out->id)
-		return -ENOMEM;
-	wolfSSL_CTX_up_ref(out->server);
-	wolfSSL_CTX_up_ref(out->client);
-	return 0;
+	out->chain_pem = dup_bytes(p->chain_pem, p->chain_len);
+	out->key_pem = dup_bytes(p->key_pem, p->key_len);
+	out->chain_len = p->chain_len;
+	out->key_len = p->key_len;
+	out->not_before_ms = p->not_before_ms;
+	out->not_after_ms = p->not_after_ms;
+	if (out->id && out->chain_pem && out->key_pem &&
+	    (out->server = make_ctx(true, root, root_len, p->chain_pem, p->chain_len,
+				    p->key_pem, p->key_len, &why)) &&
+	    (out->client = make_ctx(false, root, root_len, p->chain_pem, p->chain_len,
+				    p->key_pem, p->key_len, &why)))
+		return 0;
+	identity_free(out);
+	return -ENOMEM;
 }
 
 /* The pair's stat signature, to notice a rotation landing mid-read. */
@@ -346,12 +379,8 @@ static int load_stable(const char *root, size_t root_len, const char *path, cons
 		err = load_identity(root, root_len, path, want, out, why);
 		if (pair_sig(path) == before)
 			return err;
-		if (err == 0) {
-			wolfSSL_CTX_free(out->server);
-			wolfSSL_CTX_free(out->client);
-			free(out->id);
-			memset(out, 0, sizeof(*out));
-		}
+		if (err == 0)
+			identity_free(out);
 		usleep(10000);
 	}
 	return err;
@@ -375,7 +404,7 @@ static void load_one(const char *td, const char *ns, const char *sa, const char 
 		err = load_stable(lc->root, lc->root_len, path, want, &id, &why);
 	if (err < 0) {
 		s->rejected++;
-		bool kept = keep_previous(lc->prev, want, &id) == 0;
+		bool kept = keep_previous(lc->prev, want, lc->root, lc->root_len, &id) == 0;
 		log_refused(want, why, kept);
 		if (!kept)
 			return;
@@ -424,12 +453,8 @@ void certstore_unref(struct certstore *s)
 {
 	if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
 		return;
-	for (size_t i = 0; i < s->n; i++) {
-		wolfSSL_CTX_free(s->ids[i].server);
-		wolfSSL_CTX_free(s->ids[i].client);
-		free(s->ids[i].id);
-		free(s->ids[i].trust_domain);
-	}
+	for (size_t i = 0; i < s->n; i++)
+		identity_free(&s->ids[i]);
 	free(s->ids);
 	free(s->dir);
 	free(s);

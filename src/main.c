@@ -6,6 +6,7 @@
 #include "zring/control.h"
 #include "zring/fdbudget.h"
 #include "zring/log.h"
+#include "zring/tls.h"
 #include "zring/opts.h"
 #include "zring/snapshot.h"
 #include "zring/watch.h"
@@ -126,6 +127,7 @@ int main(int argc, char **argv)
 	struct snapshot_slot slot;
 	struct watch watch;
 	fdb_init();
+	tls_global_init();
 	slot_init(&slot);
 	ret = watch_init(&watch, o.config, o.certs, &slot);
 	if (ret == 0)
@@ -134,5 +136,6 @@ int main(int argc, char **argv)
 		ret = 1;
 	watch_deinit(&watch);
 	slot_deinit(&slot);
+	tls_global_deinit();
 	return ret;
 }

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <wolfssl/wolfcrypt/ecc.h>
+
 static int io_recv(WOLFSSL *ssl, char *buf, int sz, void *ctx)
 {
 	struct tls *t = ctx;
@@ -44,6 +46,24 @@ static int io_send(WOLFSSL *ssl, char *buf, int sz, void *ctx)
 	if (buf_append(b, buf, (size_t)sz) < 0)
 		return WOLFSSL_CBIO_ERR_GENERAL;
 	return sz;
+}
+
+void tls_global_init(void)
+{
+	wolfSSL_Init();
+}
+
+void tls_global_deinit(void)
+{
+	tls_thread_deinit();
+	wolfSSL_Cleanup();
+}
+
+void tls_thread_deinit(void)
+{
+#ifdef FP_ECC
+	wc_ecc_fp_free();
+#endif
 }
 
 void tls_ctx_prepare(WOLFSSL_CTX *ctx)

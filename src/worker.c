@@ -9,6 +9,7 @@
 #include "zring/listener.h"
 #include "zring/log.h"
 #include "zring/ring.h"
+#include "zring/tls.h"
 #include "zring/tunnel.h"
 
 #include <errno.h>
@@ -420,6 +421,7 @@ static void *worker_main(void *arg)
 	w->ring_ready = false;
 	snapshot_unref(w->snap);
 	w->snap = NULL;
+	tls_thread_deinit();
 	eventfd_write(w->done_fd, 1);
 	return NULL;
 }

@@ -12,7 +12,9 @@
  * bundle, it is valid now (not expired, not yet valid), the key matches the
  * certificate, and its URI SAN is the identity its path names. A bad one is
  * refused with a log line; with `prev` given, the previous good version of
- * that identity stays in use while it is still valid. wolfSSL counts its
+ * that identity stays in use while it is still valid, with contexts rebuilt
+ * on the new trust bundle: a bundle change always takes effect for new
+ * handshakes. wolfSSL counts its
  * own references to a CTX, so handshakes begun on an old store finish on
  * it even after the store is released.
  */
@@ -33,6 +35,8 @@ struct local_identity {
 	WOLFSSL_CTX *client;
 	uint64_t not_before_ms, not_after_ms;
 	uint64_t files_sig;	/* stat signature of its files */
+	char *chain_pem, *key_pem;	/* kept to rebuild contexts on a new bundle */
+	size_t chain_len, key_len;
 };
 
 struct certstore {

@@ -37,6 +37,13 @@ struct tls {
 	int last_error;		/* wolfSSL error code of the last failure */
 };
 
+/* Library set-up and tear-down for the process (main) and for each thread
+ * that did TLS or ECC work: wolfSSL keeps a per-thread ECC point cache
+ * that only the owning thread can free. */
+void tls_global_init(void);
+void tls_global_deinit(void);
+void tls_thread_deinit(void);
+
 /* Set the memory-buffer I/O callbacks on a context (certs.c calls it). */
 void tls_ctx_prepare(WOLFSSL_CTX *ctx);
 

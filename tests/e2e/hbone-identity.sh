@@ -16,6 +16,7 @@
 #   5. source certificate absent, expired, not yet valid, or with the wrong
 #      key: A refuses to load the bad ones and resets the client with
 #      error="no certificate for the source workload".
+#   6. RSA (2048) identities on both sides work.
 # Each zring must exit 0 on SIGTERM afterwards.
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -158,5 +159,16 @@ done
 # And with the good certificate, the same B serves A.
 zr_start A5ok "$NS_C" --config "$E2E_TMP/w.json" --certs "$ca1"
 works
+zr_stop A5ok
+zr_stop B5
 
-hbone_pass "wrong identity, untrusted CAs (both sides), expired server and bad/absent client certificates refused"
+# --- 6: RSA identities work too ------------------------------------------------
+certs_copy "$ca1" "$E2E_TMP/rsa"
+certs_sh rotate "$E2E_TMP/rsa" --ns default --sa client --key rsa >/dev/null
+certs_sh rotate "$E2E_TMP/rsa" --ns default --sa server --key rsa >/dev/null
+zr_start B6 "$NS_S" --config "$E2E_TMP/w.json" --certs "$E2E_TMP/rsa"
+zr_start A6 "$NS_C" --config "$E2E_TMP/w.json" --certs "$E2E_TMP/rsa"
+grep -q 'msg="certificates loaded" .* refused=0' "$(zr_log A6)" || fail "6: A refused an RSA identity"
+works
+
+hbone_pass "wrong identity, untrusted CAs (both sides), expired server and bad/absent client certificates refused; RSA works"

@@ -8,7 +8,8 @@
 #      CONNECT to the server pod's echo port -> 200 and the bytes echo back;
 #      B's access line carries the client identity and the forwarded address;
 #      malformed requests -> 400; :authority not a workload -> 401; a closed
-#      port -> 503.
+#      port -> 503; a client without ALPN h2, garbage, and a silent peer
+#      (at the handshake deadline) are closed.
 #   b. python HBONE *server* on the server pod's :15008 instead of zring B:
 #      zring A opens its tunnel to it; bytes echo back intact through A; the
 #      python server saw the client identity in the peer certificate, ALPN h2,
@@ -32,7 +33,7 @@ sdir="$certs/cluster.local/ns/default/sa/server"
 start_echo 7000
 
 # --- a: python client against zring B ------------------------------------------------
-zr_start B "$NS_S" --config "$E2E_TMP/w.json" --certs "$certs"
+zr_start B "$NS_S" --config "$E2E_TMP/w.json" --certs "$certs" --connect-timeout 2s
 
 # pyc EXPECT ARGS...: one request from the python client in the client pod.
 # pyc_soft: the same, but a wrong answer is recorded and the scenario goes on.
@@ -90,6 +91,20 @@ pyc_soft 401 --authority "$C4:7000"
 pyc_soft 503 --authority "$S4:7001"
 # The tunnel still works after all that.
 pyc 200 --authority "$S4:7000" --echo 4096
+
+# Not HTTP/2: a client that offers only http/1.1 is dropped.
+out="$(h2client "$NS_C" --addr "$S4:15008" --cert "$cdir/cert-chain.pem" --key "$cdir/key.pem" \
+  --ca "$certs/root-cert.pem" --alpn http/1.1 --authority "$S4:7000" --expect refused)" ||
+  soft_fail "a client offering only ALPN http/1.1 was not refused: $out"
+log "ok: ALPN http/1.1 only: ${out%% why=*}"
+# Garbage instead of a ClientHello, and a peer that sends nothing: closed,
+# the silent one at the handshake deadline (--connect-timeout 2s).
+out="$(client "$NS_C" probe --host "$S4" --port 15008 --send 300 --within 3)" ||
+  soft_fail "garbage on :15008 was not closed within 3 s: $out"
+log "ok: garbage on :15008: $out"
+out="$(client "$NS_C" probe --host "$S4" --port 15008 --within 5)" ||
+  soft_fail "a silent peer on :15008 was not closed within 5 s (handshake deadline 2 s): $out"
+log "ok: silent peer on :15008: $out"
 [ "$(echo_opened)" -eq 4 ] || soft_fail "the echo server saw $(echo_opened) connections, want 4 (only the 200s)"
 zr_stop B
 

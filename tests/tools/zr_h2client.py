@@ -18,6 +18,7 @@ Request options (to make it malformed on purpose):
   --forwarded V        the forwarded header's value (e.g. for="10.77.0.1:5555")
   --header NAME=VALUE  any other header (repeatable)
   --handshake-only     no request at all: just the TLS handshake and identity
+  --alpn LIST          ALPN protocols offered (default h2; e.g. http/1.1 to be refused)
 
 What happens to the request is the outcome:
   200, 400, 401, 503 ...  the response's :status
@@ -88,7 +89,7 @@ def tls_connect(a):
     ctx.verify_mode = ssl.CERT_REQUIRED
     ctx.load_verify_locations(a.ca)
     ctx.load_cert_chain(a.cert, a.key)
-    ctx.set_alpn_protocols(["h2"])
+    ctx.set_alpn_protocols(a.alpn.split(","))
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     raw = socket.socket(fam, socket.SOCK_STREAM)
     if a.mark:
@@ -276,6 +277,7 @@ def main():
     ap.add_argument("--forwarded", default="")
     ap.add_argument("--header", action="append", default=[])
     ap.add_argument("--handshake-only", action="store_true")
+    ap.add_argument("--alpn", default="h2", help="ALPN protocols to offer, comma-separated")
     ap.add_argument("--echo", type=int, default=-1)
     ap.add_argument("--hold", type=float, default=0)
     ap.add_argument("--expect", default="200")
@@ -293,6 +295,12 @@ def main():
         res = Result("refused-tcp", "TCP connection refused")
     except (ConnectionResetError, BrokenPipeError) as e:
         res = Result("eof", f"{type(e).__name__}")
+    except ssl.SSLError as e:
+        # E.g. our certificate refused: TLS 1.3 tells the client after its
+        # side of the handshake is done, so it shows on the first write or read.
+        res = Result("tls-fail", f"{type(e).__name__}:{e}")
+    except OSError as e:
+        res = Result("eof", f"{type(e).__name__}:{e}")
     outcome = res.outcome
     if a.expect == "rst":
         ok = outcome.startswith("rst:")
