@@ -422,15 +422,17 @@ proc_cpu() {
   sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
 }
 
-# record METRIC PATH REP VALUE [NOTE] [RAW-JSON]
+# record METRIC PATH REP VALUE [NOTE] [RAW-JSON] [PAIR]
+# PAIR names a measurement several paths shared (one latency probe run): the
+# report then takes ratios within each pair before the median.
 record() {
-  local metric="$1" path="$2" rep="$3" value="$4" note="${5:-}" raw="${6:-null}"
-  python3 - "$metric" "$path" "$rep" "$value" "$note" "$raw" >>"$results" <<'PY'
+  local metric="$1" path="$2" rep="$3" value="$4" note="${5:-}" raw="${6:-null}" pair="${7:-}"
+  python3 - "$metric" "$path" "$rep" "$value" "$note" "$raw" "$pair" >>"$results" <<'PY'
 import json, sys
-m, p, rep, v, note, raw = sys.argv[1:]
+m, p, rep, v, note, raw, pair = sys.argv[1:]
 print(json.dumps({"metric": m, "path": p, "rep": int(rep),
                   "value": None if v in ("", "null") else float(v),
-                  "note": note or None, "raw": json.loads(raw)}))
+                  "note": note or None, "raw": json.loads(raw), "pair": pair or None}))
 PY
 }
 
@@ -507,8 +509,9 @@ m_latency() {  # GROUP REP  (GROUP: paths joined by '+')
       late="$(jget "$out" "targets.$p.late")"
       [ "$errs" = 0 ] || note="$errs failed requests"
       record "lat_${key}_p50" "$p" "$rep" "$(jget "$out" "targets.$p.p50_us")" "$note" \
-        "$(python3 -c 'import json,sys; print(json.dumps(json.loads(open(sys.argv[1]).read())["targets"][sys.argv[2]]))' "$out" "$p")"
-      record "lat_${key}_p99" "$p" "$rep" "$(jget "$out" "targets.$p.p99_us")"
+        "$(python3 -c 'import json,sys; print(json.dumps(json.loads(open(sys.argv[1]).read())["targets"][sys.argv[2]]))' "$out" "$p")" \
+        "$group-$rep"
+      record "lat_${key}_p99" "$p" "$rep" "$(jget "$out" "targets.$p.p99_us")" "" null "$group-$rep"
       say "  $p latency $mode: p50 $(jget "$out" "targets.$p.p50_us") µs, p99 $(jget "$out" "targets.$p.p99_us") µs, late $late, errors $errs"
     done
   done
@@ -698,5 +701,6 @@ write_meta
 mkdir -p "$root/bench-results"
 python3 "$here/report.py" table "$dir/meta.json" "$results" >"$root/bench-results/$ts.md"
 cp "$results" "$root/bench-results/$ts.jsonl"
+cp "$dir/meta.json" "$root/bench-results/$ts.meta.json"
 cat "$root/bench-results/$ts.md"
-say "saved bench-results/$ts.md (raw: bench-results/$ts.jsonl)"
+say "saved bench-results/$ts.md (raw: $ts.jsonl; re-render: scripts/bench/report.py table bench-results/$ts.meta.json bench-results/$ts.jsonl)"

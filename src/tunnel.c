@@ -259,6 +259,11 @@ static int new_session(struct tunnel *t)
 	/* We give window back only once bytes reached the socket: a slow
 	 * reader holds at most a window's worth in zring. */
 	nghttp2_option_set_no_auto_window_update(opt, 1);
+	/* The server checks CONNECT requests itself (hbone_request.c), so that
+	 * a malformed one gets the 400 HBONE promises rather than nghttp2's
+	 * RST_STREAM(PROTOCOL_ERROR). */
+	if (t->server)
+		nghttp2_option_set_no_http_messaging(opt, 1);
 	rv = t->server ? nghttp2_session_server_new2(&t->h2, cbs, t, opt)
 		       : nghttp2_session_client_new2(&t->h2, cbs, t, opt);
 	nghttp2_option_del(opt);

@@ -116,9 +116,22 @@ def cmd_table(meta_path, results_path):
     zrings = [p for p in paths if p.startswith("zring")]
     ref = meta.get("ratio_ref")
     samples = {}
+    paired = {}  # (metric, pair) -> {path: value}: paths measured together
     for r in rows:
         if r.get("value") is not None:
             samples.setdefault((r["metric"], r["path"]), []).append(r["value"])
+            if r.get("pair"):
+                paired.setdefault((r["metric"], r["pair"]), {})[r["path"]] = r["value"]
+
+    def ratio(metric, z, r):
+        """zring over reference: the median of the ratios within each shared
+        measurement where there are some, else the ratio of the medians."""
+        within = [d[z] / d[r] for (m, _), d in paired.items()
+                  if m == metric and z in d and d.get(r)]
+        if within:
+            return statistics.median(within), True
+        zv, rv = med(metric, z), med(metric, r)
+        return (zv / rv if zv is not None and rv else None), False
 
     def med(metric, path):
         v = samples.get((metric, path))
@@ -148,14 +161,15 @@ def cmd_table(meta_path, results_path):
         for x in paths:
             cells.append(fmt(med(key, x), dec))
         for z in zrings:
-            zv = med(key, z)
             for r in refs:
-                rv = med(key, r)
-                cells.append(f"{zv / rv:.2f}" if zv is not None and rv else "—")
+                v, was_paired = ratio(key, z, r)
+                cells.append("—" if v is None else f"{v:.2f}" + ("*" if was_paired else ""))
         p("| " + " | ".join(cells) + " |")
     p("")
     p(f"Each cell is the median of {params.get('repeats', '?')} run(s); "
-      "ratios are zring's median over the other's. "
+      "ratios are zring's median over the other's, except those marked * "
+      "(latency: the paths were measured together, request by request), which are "
+      "the median of the ratios within each probe run. "
       "\"better\" says which direction is good for zring's ratio.")
     p("")
 

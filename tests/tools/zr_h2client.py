@@ -19,6 +19,8 @@ Request options (to make it malformed on purpose):
   --header NAME=VALUE  any other header (repeatable)
   --handshake-only     no request at all: just the TLS handshake and identity
   --alpn LIST          ALPN protocols offered (default h2; e.g. http/1.1 to be refused)
+  --garbage N          no TLS at all: N junk bytes (0: silence), then wait for the
+                       server to close the connection: outcome "closed" or "timeout"
 
 What happens to the request is the outcome:
   200, 400, 401, 503 ...  the response's :status
@@ -173,7 +175,34 @@ class Client:
             self.pump(min(left, 0.5))
 
 
+def raw_peer(a):
+    """--garbage N: no TLS at all; N bytes of junk (0: silence), then read
+    until the server closes. Outcome "closed" (what it sent back, e.g. an
+    alert, is counted) or "timeout"."""
+    host, port = split_hostport(a.addr)
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_STREAM) as s:
+        if a.mark:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, a.mark)
+        s.settimeout(a.timeout)
+        s.connect((host, port))
+        if a.garbage:
+            s.sendall(b"GET / HTTP/1.1\r\n" + b"\x00\xff" * (a.garbage // 2))
+        got = 0
+        try:
+            while True:
+                buf = s.recv(4096)
+                if not buf:
+                    break
+                got += len(buf)
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+        return Result("closed", f"{got}_bytes_back"), {}
+
+
 def run(a):
+    if a.garbage >= 0:
+        return raw_peer(a)
     sock = tls_connect(a)
     info = {"alpn": sock.selected_alpn_protocol() or "-"}
     cert = sock.getpeercert() or {}
@@ -278,6 +307,8 @@ def main():
     ap.add_argument("--header", action="append", default=[])
     ap.add_argument("--handshake-only", action="store_true")
     ap.add_argument("--alpn", default="h2", help="ALPN protocols to offer, comma-separated")
+    ap.add_argument("--garbage", type=int, default=-1,
+                    help="no TLS: send N junk bytes (0: nothing), wait for the server to close")
     ap.add_argument("--echo", type=int, default=-1)
     ap.add_argument("--hold", type=float, default=0)
     ap.add_argument("--expect", default="200")
