@@ -7,10 +7,12 @@
 # (transparent original-destination mode; `option splice-auto`, and forced
 # splicing too, see --haproxy-splice) in the client namespace.
 # Then it measures, path by path and interleaved: iperf3 throughput (1 and 4
-# streams), new connections per second (wrk, Connection: close), p50/p99
-# latency at a fixed rate (scripts/bench/latency.py), memory and fds per idle
-# proxied connection, and how many idle connections a proxy holds under the
-# fd limit. Prints a markdown table and saves it under bench-results/.
+# streams) and the proxy's CPU per GB, new connections per second (wrk,
+# Connection: close) and the proxy's CPU per connection, p50/p99 latency at a
+# fixed rate (scripts/bench/latency.py, all paths in one probe), memory and
+# fds per idle proxied connection, and how many idle connections a proxy holds
+# under the fd limit. Prints a markdown table and saves it under
+# bench-results/ (git-ignored).
 #
 # It is a benchmark, not a test: it never fails on a number. See
 # docs/benchmarks.md for the method and its caveats. Needs root.

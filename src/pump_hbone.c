@@ -29,6 +29,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#define FRAME_PAYLOAD (16384 - 9)
+
 /* The direction whose source is the socket / the stream. */
 static unsigned sock_dir(const struct conn *c)
 {
@@ -123,6 +125,11 @@ ssize_t pump_hbone_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len
 		size_t n = pd->len - pd->off;
 		if (n > len)
 			n = len;
+		/* A 9-byte frame header plus this fills one 16 KiB TLS record
+		 * exactly; a full 16 KiB payload would spill into a second, tiny
+		 * record for every frame. */
+		if (n > FRAME_PAYLOAD)
+			n = FRAME_PAYLOAD;
 		memcpy(buf, bufring_data(&c->w->bufs, pd->bid) + pd->off, n);
 		pd->off += (uint32_t)n;
 		pump_dir_moved(c, d, (uint32_t)n);
