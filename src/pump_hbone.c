@@ -149,6 +149,8 @@ ssize_t pump_hbone_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len
 	return NGHTTP2_ERR_DEFERRED;
 }
 
+#define CHUNK_CAP (120 * 1024)	/* under malloc's mmap threshold */
+
 static void arm_send(struct conn *c, unsigned d)
 {
 	struct pump_dir *pd = &c->dir[d];
@@ -163,7 +165,8 @@ static void arm_send(struct conn *c, unsigned d)
 static void pass_fin(struct conn *c, unsigned d)
 {
 	struct pump_dir *pd = &c->dir[d];
-	if (!(pd->flags & DIR_EOF_SEEN) || pd->q_head || (pd->flags & DIR_SENDING))
+	bool queued = pd->q_head && pd->q_head->off < pd->q_head->len;
+	if (!(pd->flags & DIR_EOF_SEEN) || queued || (pd->flags & DIR_SENDING))
 		return;
 	pd->flags = (uint8_t)((pd->flags & ~DIR_EOF_SEEN) | DIR_EOF);
 	shutdown(sock_fd(c), SHUT_WR);
@@ -179,18 +182,26 @@ int pump_hbone_data(struct conn *c, const uint8_t *data, size_t len)
 			nghttp2_session_consume(c->tunnel->h2, c->stream_id, len);
 		return 0;
 	}
-	struct chunk *k = malloc(sizeof(*k) + len);
-	if (!k)
-		return -ENOMEM;
-	k->next = NULL;
-	k->len = (uint32_t)len;
-	k->off = 0;
-	memcpy(k->data, data, len);
-	if (pd->q_tail)
-		pd->q_tail->next = k;
-	else
-		pd->q_head = k;
-	pd->q_tail = k;
+	/* Frames coalesce into chunks of up to CHUNK_CAP, so the socket gets
+	 * large sends rather than one per 16 KiB frame. Appending past `len`
+	 * never touches the bytes an in-flight send reads. */
+	struct chunk *k = pd->q_tail;
+	if (!k || k->cap - k->len < len) {
+		size_t cap = len > CHUNK_CAP ? len : CHUNK_CAP;
+		k = malloc(sizeof(*k) + cap);
+		if (!k)
+			return -ENOMEM;
+		k->next = NULL;
+		k->cap = (uint32_t)cap;
+		k->len = k->off = 0;
+		if (pd->q_tail)
+			pd->q_tail->next = k;
+		else
+			pd->q_head = k;
+		pd->q_tail = k;
+	}
+	memcpy(k->data + k->len, data, len);
+	k->len += (uint32_t)len;
 	if (!(pd->flags & DIR_SENDING))
 		arm_send(c, d);
 	return 0;
@@ -209,17 +220,20 @@ static void hbone_on_out(struct conn *c, unsigned d, const struct io_uring_cqe *
 	struct chunk *k = pd->q_head;
 	k->off += (uint32_t)cqe->res;
 	pump_dir_moved(c, d, (uint32_t)cqe->res);
+	if (c->tunnel) {
+		/* The bytes reached the socket: their window goes back. */
+		nghttp2_session_consume(c->tunnel->h2, c->stream_id, (size_t)cqe->res);
+		tunnel_flush(c->tunnel);	/* WINDOW_UPDATE when due */
+	}
+	/* Drained chunks go at once: an idle connection holds none. */
 	if (k->off == k->len) {
 		pd->q_head = k->next;
 		if (!pd->q_head)
 			pd->q_tail = NULL;
-		if (c->tunnel) {
-			nghttp2_session_consume(c->tunnel->h2, c->stream_id, k->len);
-			tunnel_flush(c->tunnel);	/* WINDOW_UPDATE */
-		}
 		free(k);
 	}
-	if (pd->q_head)
+	k = pd->q_head;
+	if (k && k->off < k->len)
 		arm_send(c, d);
 	else
 		pass_fin(c, d);

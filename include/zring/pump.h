@@ -39,7 +39,9 @@ enum {
 /* hbone: stream bytes waiting for the socket. */
 struct chunk {
 	struct chunk *next;
-	uint32_t len, off;
+	uint32_t cap;		/* bytes allocated in data */
+	uint32_t len;		/* bytes filled */
+	uint32_t off;		/* bytes already sent */
 	uint8_t data[];
 };
 
