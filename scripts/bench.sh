@@ -34,7 +34,7 @@ Options:
                       (default: all)
   --paths LIST        columns: direct,haproxy,zring (default: all; zring is
                       dropped with a warning when its binary is missing)
-  --quick             short run: 1 repeat, 3 s measurements, fewer connections
+  --quick             short run: 1 repeat, 3 s measurements
   --repeats N         runs of each measurement, median reported (default 3)
   --duration S        seconds per throughput/cps/latency run (default 10)
   --rate R            latency probe: requests per second to each path
@@ -82,6 +82,10 @@ quick=0
 setup_only=0
 
 while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick|--keep|--setup-only|-h|--help) ;;
+    --*) [ $# -ge 2 ] || die "option $1 needs a value" ;;
+  esac
   case "$1" in
     --workers) workers="$2"; shift 2 ;;
     --pump) pump="$2"; shift 2 ;;

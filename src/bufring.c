@@ -20,7 +20,7 @@ int bufring_init(struct bufring *b, struct io_uring *ring, uint16_t bgid,
 		b->br = NULL;
 		return -errno;
 	}
-	b->base = mmap(NULL, (size_t)count * size, PROT_READ | PROT_WRITE,
+	b->base = mmap(NULL, (size_t)count * (size + BUFRING_HEADROOM), PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (b->base == MAP_FAILED) {
 		ret = -errno;
@@ -47,7 +47,7 @@ int bufring_init(struct bufring *b, struct io_uring *ring, uint16_t bgid,
 	return 0;
 
 err_base:
-	munmap(b->base, (size_t)count * size);
+	munmap(b->base, (size_t)count * (size + BUFRING_HEADROOM));
 	b->base = NULL;
 err_ring:
 	munmap(b->br, ring_bytes);
@@ -60,7 +60,7 @@ void bufring_deinit(struct bufring *b, struct io_uring *ring)
 	if (!b->br)
 		return;
 	io_uring_unregister_buf_ring(ring, b->bgid);
-	munmap(b->base, (size_t)b->count * b->size);
+	munmap(b->base, (size_t)b->count * (b->size + BUFRING_HEADROOM));
 	munmap(b->br, b->count * sizeof(struct io_uring_buf));
 	memset(b, 0, sizeof(*b));
 }

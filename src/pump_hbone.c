@@ -130,13 +130,9 @@ ssize_t pump_hbone_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len
 		 * record for every frame. */
 		if (n > FRAME_PAYLOAD)
 			n = FRAME_PAYLOAD;
-		memcpy(buf, bufring_data(&c->w->bufs, pd->bid) + pd->off, n);
-		pd->off += (uint32_t)n;
-		pump_dir_moved(c, d, (uint32_t)n);
-		if (pd->off == pd->len) {
-			drop_buffer(c, pd);
-			arm_recv(c);
-		}
+		/* No copy: pump_hbone_send_data encrypts straight from the
+		 * buffer when nghttp2 sends this frame. */
+		*flags |= NGHTTP2_DATA_FLAG_NO_COPY;
 		conn_touch(c);
 		return (ssize_t)n;
 	}
@@ -150,6 +146,26 @@ ssize_t pump_hbone_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len
 }
 
 #define CHUNK_CAP (120 * 1024)	/* under malloc's mmap threshold */
+
+int pump_hbone_send_data(struct tunnel *t, struct conn *c, const uint8_t *framehd, size_t length)
+{
+	unsigned d = sock_dir(c);
+	struct pump_dir *pd = &c->dir[d];
+	uint8_t *p = bufring_data(&c->w->bufs, pd->bid) + pd->off;
+	/* The header goes in front of the payload: into the buffer's headroom
+	 * for the first frame, over already-encrypted bytes for the others. */
+	memcpy(p - 9, framehd, 9);
+	if (tls_write(&t->tls, p - 9, length + 9) < 0)
+		return -EPROTO;
+	pd->off += (uint32_t)length;
+	pump_dir_moved(c, d, (uint32_t)length);
+	if (pd->off == pd->len) {
+		drop_buffer(c, pd);
+		if (!c->closing)
+			arm_recv(c);
+	}
+	return 0;
+}
 
 static void arm_send(struct conn *c, unsigned d)
 {

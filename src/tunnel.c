@@ -171,6 +171,16 @@ static ssize_t cb_send(nghttp2_session *s, const uint8_t *data, size_t len, int 
 	return (ssize_t)len;
 }
 
+static int cb_send_data(nghttp2_session *s, nghttp2_frame *f, const uint8_t *framehd,
+			size_t length, nghttp2_data_source *src, void *ud)
+{
+	struct tunnel *t = ud;
+	struct conn *c = src->ptr;
+	if (f->data.padlen || pump_hbone_send_data(t, c, framehd, length) < 0)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	return 0;
+}
+
 static struct conn *stream_conn(nghttp2_session *s, int32_t id)
 {
 	return nghttp2_session_get_stream_user_data(s, id);
@@ -247,6 +257,7 @@ static int new_session(struct tunnel *t)
 	if (nghttp2_session_callbacks_new(&cbs) != 0)
 		return -ENOMEM;
 	nghttp2_session_callbacks_set_send_callback(cbs, cb_send);
+	nghttp2_session_callbacks_set_send_data_callback(cbs, cb_send_data);
 	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, cb_begin_headers);
 	nghttp2_session_callbacks_set_on_header_callback(cbs, cb_header);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, cb_frame_recv);

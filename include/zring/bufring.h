@@ -3,12 +3,16 @@
  *
  * The kernel picks a buffer only when data arrives, so an idle connection
  * holds none. The buffers live in one lazily-populated mapping per worker.
+ * Each buffer has BUFRING_HEADROOM writable bytes before it, so a frame
+ * header can be put in front of received bytes without copying them.
  */
 #ifndef ZRING_BUFRING_H
 #define ZRING_BUFRING_H
 
 #include <liburing.h>
 #include <stdint.h>
+
+#define BUFRING_HEADROOM 64
 
 struct bufring {
 	struct io_uring_buf_ring *br;
@@ -28,7 +32,7 @@ void bufring_deinit(struct bufring *b, struct io_uring *ring);
 
 static inline uint8_t *bufring_data(const struct bufring *b, uint16_t bid)
 {
-	return b->base + (size_t)bid * b->size;
+	return b->base + (size_t)bid * (b->size + BUFRING_HEADROOM) + BUFRING_HEADROOM;
 }
 
 /* Give buffer `bid` back to the kernel. */

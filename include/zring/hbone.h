@@ -53,6 +53,8 @@ extern const struct pump_ops pump_hbone_ops;
 ssize_t pump_hbone_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
 			uint32_t *flags, nghttp2_data_source *src, void *ud);
 int pump_hbone_data(struct conn *c, const uint8_t *data, size_t len);
+/* nghttp2 sends a DATA frame whose payload pump_hbone_read left in place. */
+int pump_hbone_send_data(struct tunnel *t, struct conn *c, const uint8_t *framehd, size_t length);
 void pump_hbone_end(struct conn *c);
 void pump_hbone_stream_closed(struct conn *c, uint32_t code);
 

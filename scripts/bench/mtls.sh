@@ -45,6 +45,13 @@ Usage: $PROG [options]
                       same (default): HAProxy uses the TLS 1.3 suite zring
                       negotiates (AES-128-GCM), so both pairs do the same
                       cipher work; default: OpenSSL's own order (AES-256-GCM)
+  --reuse-tunnels     keep zring A (and its pooled tunnel) across the iperf3
+                      runs; by default A is restarted before each zring
+                      iperf3 run, because every iperf3 test leaks part of
+                      the tunnel's HTTP/2 connection window in zring B
+                      (queued DATA freed without nghttp2_session_consume
+                      when the upstream resets), and after ~5 tests the
+                      tunnel stalls for good
   --perf              also profile zring A and B (perf record -g) during one
                       extra 1-stream iperf3 run; the report goes to the
                       scratch directory (implies --keep)
@@ -67,6 +74,7 @@ duration=5
 wrk_conns=32
 hs_procs=3
 hap_suites=same
+reuse_tunnels=0
 do_perf=0
 keep=0
 setup_only=0
@@ -80,6 +88,7 @@ while [ $# -gt 0 ]; do
     --conns) wrk_conns="$2"; shift 2 ;;
     --hs-procs) hs_procs="$2"; shift 2 ;;
     --haproxy-ciphersuites) hap_suites="$2"; shift 2 ;;
+    --reuse-tunnels) reuse_tunnels=1; shift ;;
     --perf) do_perf=1 keep=1; shift ;;
     --keep) keep=1; shift ;;
     --setup-only) setup_only=1; shift ;;
@@ -305,9 +314,17 @@ start_servers() {
   ip netns exec "$SRV" nginx -e "$dir/nginx-error.log" -c "$dir/nginx.conf" >"$dir/nginx.out" 2>&1 &
   pids+=("$!")
   wait_listen "$SRV" 80 "$!" nginx
-  ip netns exec "$SRV" iperf3 -s -p 5201 >"$dir/iperf3-server.log" 2>&1 &
-  pids+=("$!")
-  wait_listen "$SRV" 5201 "$!" "iperf3 -s"
+  start_iperf_server
+}
+
+# iperf3 -s serves one test at a time, and a test whose data stalled can
+# leave it stuck for minutes: after a failed run it is restarted.
+iperf_srv=""
+start_iperf_server() {
+  stop_pid "$iperf_srv"
+  ip netns exec "$SRV" iperf3 -s -p 5201 >>"$dir/iperf3-server.log" 2>&1 &
+  iperf_srv=$!; pids+=("$iperf_srv")
+  wait_listen "$SRV" 5201 "$iperf_srv" "iperf3 -s"
 }
 
 start_haproxy() {
@@ -400,11 +417,15 @@ calc() { python3 -c "import sys; print($1)" "${@:2}"; }
 
 m_tput() {  # PATH REP STREAMS
   local path="$1" rep="$2" streams="$3" out="$dir/iperf-$1-$2-p$3.json" res ca0 cb0 ca1 cb1 pp gbps
+  # A fresh tunnel for every zring run: each iperf3 test leaks part of the
+  # tunnel's 16 MiB connection window (see --reuse-tunnels).
+  [ "$path" != zring ] || [ "$reuse_tunnels" = 1 ] || start_zring_a
   read -r -a pp <<<"$(pair_pids "$path")"
   ca0="$(proc_cpu "${pp[0]:-}")" cb0="$(proc_cpu "${pp[1]:-}")"
-  if ! in_cli timeout $((duration + 30)) iperf3 -c "${TARGET[$path]}" -p 5201 -t "$duration" -O 1 \
+  if ! in_cli timeout $((duration + 15)) iperf3 -c "${TARGET[$path]}" -p 5201 -t "$duration" -O 1 \
         -P "$streams" -J >"$out" 2>"$out.err"; then
     record "tput_p$streams" "$path" "$rep" null "iperf3 failed: $(head -c 300 "$out.err" "$out" | tr '\n' ' ')"
+    start_iperf_server
     return 0
   fi
   ca1="$(proc_cpu "${pp[0]:-}")" cb1="$(proc_cpu "${pp[1]:-}")"
@@ -481,6 +502,21 @@ m_hs() {  # PATH REP
   say "  $path handshakes: $(tool field "$out" rate)/s ($n in $(tool field "$out" seconds) s, $cipher${note:+; $note})"
 }
 
+hap_info() {  # SIDE FIELD: one "show info" field of HAProxy A/B
+  python3 - "$dir/haproxy-$1.sock" "$2" <<'PY' 2>/dev/null || true
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.settimeout(2); s.connect(sys.argv[1])
+s.sendall(b"show info\n"); data = b""
+while True:
+    c = s.recv(65536)
+    if not c: break
+    data += c
+for line in data.decode().splitlines():
+    k, _, v = line.partition(": ")
+    if k == sys.argv[2]: print(v)
+PY
+}
+
 current="start"
 run_row() {  # FN PATHS...: every path, REPEATS times, order rotated each round
   local fn="$1" rep i p n
@@ -553,6 +589,7 @@ hap_reuse=""
 if wants cps; then
   say "new connections per second (wrk -t1 -c $wrk_conns, Connection: close)"
   run_row m_cps "${PATHS[@]}"
+  hap_reuse="$(hap_info b SslFrontendSessionReuse_pct)"
 fi
 if wants handshakes; then
   say "TLS 1.3 mutual handshakes per second ($hs_procs client processes)"
@@ -597,20 +634,6 @@ tool noise >"$dir/noise-end.json" || true
 
 # ------------------------------------------------------------------ report
 
-hap_info() {  # SIDE FIELD: one "show info" field of HAProxy A/B
-  python3 - "$dir/haproxy-$1.sock" "$2" <<'PY' 2>/dev/null || true
-import socket, sys
-s = socket.socket(socket.AF_UNIX); s.settimeout(2); s.connect(sys.argv[1])
-s.sendall(b"show info\n"); data = b""
-while True:
-    c = s.recv(65536)
-    if not c: break
-    data += c
-for line in data.decode().splitlines():
-    k, _, v = line.partition(": ")
-    if k == sys.argv[2]: print(v)
-PY
-}
 noise_of() {
   python3 - "$1" <<'PY' 2>/dev/null || echo n/a
 import json, sys
@@ -626,25 +649,27 @@ if nm "$ZRING_BIN" 2>/dev/null | grep -q 'sp_256_ecc_mulmod\|sp_ecc_mulmod_256';
 hap_suite_desc="OpenSSL's default order (AES-256-GCM first)"
 [ "$hap_suites" = same ] && hap_suite_desc="TLS_AES_128_GCM_SHA256 only (the suite zring negotiates; --haproxy-ciphersuites default for OpenSSL's order)"
 cpu_model="$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
-reuse_b="$(hap_info b SslFrontendSessionReuse_pct)"
-keys_b="$(hap_info b SslFrontendMaxKeyRate)"
 
-python3 - "$dir/meta.json" <<PY
+hdr() { printf '%s\t%s\n' "$1" "$2" >>"$dir/header.tsv"; }
+: >"$dir/header.tsv"
+hdr host "$(uname -r) $(uname -m), $(nproc) CPUs ($cpu_model); shared with other work: see machine noise"
+hdr zring "$("$ZRING_BIN" --version 2>&1 | head -n1) ($zring_src, copied), --workers $workers both ends; wolfSSL linked statically: AES-NI/AVX GCM $aesni, P-256 $specc"
+hdr HAProxy "$(haproxy -v | head -n1 | awk '{print $3}') with $(openssl version | awk '{print $1" "$2}'), nbthread $workers each; TLS 1.3 suites: $hap_suite_desc; HAProxy A resumes its TLS sessions to B (HAProxy's default): B's frontend session reuse after the cps row ${hap_reuse:-n/a}%"
+hdr "negotiated (handshake row's Python client)" "zring B: ${hs_cipher_zring:-n/a}; HAProxy B: ${hs_cipher_haproxy:-n/a}"
+hdr tools "$(iperf3 -v | head -n1 | awk '{print "iperf3 "$2}'), wrk $(wrk -v 2>&1 | head -n1 | awk '{print $2}'), nginx $(nginx -v 2>&1 | awk -F/ '{print $2}') ($(nproc) workers, 128-byte file), Python $(python3 -c 'import platform; print(platform.python_version())') handshake client"
+hdr parameters "$repeats repeat(s), $duration s runs, wrk -t1 -c $wrk_conns, $hs_procs handshake processes"
+if [ "$reuse_tunnels" = 1 ]; then tput_tunnels="one pooled tunnel kept across all runs (--reuse-tunnels)"
+else tput_tunnels="a fresh tunnel for every iperf3 run (zring A restarted before it: works around the connection-window leak)"; fi
+hdr "zring tunnels" "throughput rows: $tput_tunnels; cps row: pooled; streams row: ${streams_tunnels:-not run}"
+hdr "machine noise" "before: $(noise_of "$dir/noise-start.json"); after: $(noise_of "$dir/noise-end.json")"
+hdr topology "client netns ⇄ veth (MTU 1500) ⇄ server netns; A proxies in the client pod behind iptables REDIRECT, B proxies in the server pod; client, both proxies, servers and the kernel share $(nproc) cores"
+python3 - "$dir/meta.json" "$dir/header.tsv" "$ts" "$repeats" "$wrk_conns" "$hs_procs" <<'PY'
 import json, sys
-header = [
-  ("host", "$(uname -r) $(uname -m), $(nproc) CPUs ($cpu_model); shared with other work: see machine noise"),
-  ("zring", "$("$ZRING_BIN" --version 2>&1 | head -n1) ($zring_src, copied), --workers $workers both ends; wolfSSL linked statically: AES-NI/AVX GCM $aesni, P-256 $specc"),
-  ("HAProxy", "$(haproxy -v | head -n1 | awk '{print $3}') with $(openssl version | awk '{print $1" "$2}'), nbthread $workers each; TLS 1.3 suites: $hap_suite_desc; server-side TLS session reuse on (HAProxy's default): HAProxy B frontend session reuse $reuse_b%"),
-  ("negotiated (handshake row's Python client)", "zring B: ${hs_cipher_zring:-n/a}; HAProxy B: ${hs_cipher_haproxy:-n/a}"),
-  ("tools", "$(iperf3 -v | head -n1 | awk '{print "iperf3 "$2}'), wrk $(wrk -v 2>&1 | head -n1 | awk '{print $2}'), nginx $(nginx -v 2>&1 | awk -F/ '{print $2}') ($(nproc) workers, 128-byte file), Python $(python3 -c 'import platform; print(platform.python_version())') handshake client"),
-  ("parameters", "$repeats repeat(s), $duration s runs, wrk -t1 -c $wrk_conns, $hs_procs handshake processes"),
-  ("tunnels in the streams row", "${streams_tunnels:-not run}"),
-  ("machine noise", "before: $(noise_of "$dir/noise-start.json"); after: $(noise_of "$dir/noise-end.json")"),
-  ("topology", "client netns ⇄ veth (MTU 1500) ⇄ server netns; A proxies in the client pod behind iptables REDIRECT, B proxies in the server pod; client, both proxies, servers and the kernel share $(nproc) cores"),
-]
-json.dump({"timestamp": "$ts", "header": header,
-           "params": {"repeats": $repeats, "conns": $wrk_conns, "hs_procs": $hs_procs}},
-          open(sys.argv[1], "w"))
+out, tsv, ts, repeats, conns, procs = sys.argv[1:]
+header = [line.rstrip("\n").split("\t", 1) for line in open(tsv, encoding="utf-8") if line.strip()]
+json.dump({"timestamp": ts, "header": header,
+           "params": {"repeats": int(repeats), "conns": int(conns), "hs_procs": int(procs)}},
+          open(out, "w"))
 PY
 
 mkdir -p "$root/bench-results"
