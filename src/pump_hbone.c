@@ -255,6 +255,14 @@ static void hbone_on_out(struct conn *c, unsigned d, const struct io_uring_cqe *
 		pass_fin(c, d);
 }
 
+size_t pump_hbone_queued(const struct conn *c)
+{
+	size_t n = 0;
+	for (const struct chunk *k = c->dir[!sock_dir(c)].q_head; k; k = k->next)
+		n += k->len - k->off;
+	return n;
+}
+
 void pump_hbone_end(struct conn *c)
 {
 	unsigned d = !sock_dir(c);

@@ -239,6 +239,10 @@ static int cb_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *
 		return 0;
 	nghttp2_session_set_stream_user_data(s, id, NULL);
 	if (c->tunnel == t) {
+		/* Bytes still queued for the socket will be written without a
+		 * stream to account them to: give their connection window back
+		 * now, or the tunnel's window shrinks for good. */
+		nghttp2_session_consume_connection(s, pump_hbone_queued(c));
 		c->tunnel = NULL;
 		t->nstreams--;
 		if (!t->nstreams)
@@ -610,6 +614,8 @@ void tunnel_detach(struct tunnel *t, struct conn *c, bool reset)
 {
 	if (c->tunnel != t)
 		return;
+	if (!t->closing)
+		nghttp2_session_consume(t->h2, c->stream_id, pump_hbone_queued(c));
 	c->tunnel = NULL;
 	t->nstreams--;
 	if (!t->nstreams)

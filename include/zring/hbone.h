@@ -56,6 +56,8 @@ int pump_hbone_data(struct conn *c, const uint8_t *data, size_t len);
 /* nghttp2 sends a DATA frame whose payload pump_hbone_read left in place. */
 int pump_hbone_send_data(struct tunnel *t, struct conn *c, const uint8_t *framehd, size_t length);
 void pump_hbone_end(struct conn *c);
+/* Stream bytes received but not yet written to the socket. */
+size_t pump_hbone_queued(const struct conn *c);
 void pump_hbone_stream_closed(struct conn *c, uint32_t code);
 
 #endif

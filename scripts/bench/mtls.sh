@@ -450,6 +450,14 @@ m_wrk() {  # PATH REP METRIC CPU-METRIC CONNS
   read -r -a pp <<<"$(pair_pids "$path")"
   t0="$(tunnels_made)"
   c0="$(proc_cpu "${pp[@]}")"
+  local sampler=""
+  if [ "$path" = haproxy ] && [ "$metric" = cps ]; then
+    # Does HAProxy A resume its TLS sessions to B? B's rates, mid-run.
+    ( sleep "$(calc 'float(sys.argv[1]) / 2' "$duration")"
+      echo "$(hap_info b SslRate) $(hap_info b SslFrontendKeyRate) $(hap_info b SslFrontendSessionReuse_pct)" \
+        >"$dir/hap-resume-$rep.txt" ) &
+    sampler=$!
+  fi
   if ! in_cli timeout $((duration + 30)) wrk -t1 -c "$conns" -d "${duration}s" --timeout 2s \
         -H 'Connection: close' "http://${TARGET[$path]}/small" >"$out" 2>&1; then
     record "$metric" "$path" "$rep" null "wrk failed: $(head -c 300 "$out" | tr '\n' ' ')"
@@ -457,6 +465,11 @@ m_wrk() {  # PATH REP METRIC CPU-METRIC CONNS
   fi
   c1="$(proc_cpu "${pp[@]}")"
   t1="$(tunnels_made)"
+  if [ -n "$sampler" ]; then
+    wait "$sampler" 2>/dev/null || true
+    local r; read -r -a r <"$dir/hap-resume-$rep.txt" || true
+    [ "${#r[@]}" -lt 3 ] || hap_resume="HAProxy B mid-run: ${r[0]} TLS sessions/s, ${r[1]} of them full handshakes (key computations)/s, session reuse ${r[2]}%"
+  fi
   res="$(tool wrk "$out")"
   rps="$(tool field "$res" rps)"
   n="$(tool field "$res" requests)"
@@ -495,8 +508,13 @@ m_hs() {  # PATH REP
   errs="$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum(d["errors"].values()))' "$out")"
   [ "$errs" = 0 ] || note="$errs failed handshakes: $(tool field "$out" errors)"
   record hs "$path" "$rep" "$(tool field "$out" rate)" "$note" "$(cat "$out")"
-  [ "$n" -gt 0 ] && record cpu_hs "$path" "$rep" \
-    "$(calc 'round(float(sys.argv[1]) / float(sys.argv[2]) * 1e6 / float(sys.argv[3]), 1)' "$((c1 - c0))" "$clk_tck" "$n")"
+  if [ "$n" -gt 0 ] && [ "$((c1 - c0))" -gt 0 ]; then
+    record cpu_hs "$path" "$rep" \
+      "$(calc 'round(float(sys.argv[1]) / float(sys.argv[2]) * 1e6 / float(sys.argv[3]), 1)' "$((c1 - c0))" "$clk_tck" "$n")"
+    # What one core of the server would sustain at that cost.
+    record hs_core "$path" "$rep" \
+      "$(calc 'round(float(sys.argv[3]) / (float(sys.argv[1]) / float(sys.argv[2])))' "$((c1 - c0))" "$clk_tck" "$n")"
+  fi
   local cipher; cipher="$(tool field "$out" version) $(tool field "$out" cipher) alpn=$(tool field "$out" alpn)"
   if [ "$path" = zring ]; then hs_cipher_zring="$cipher"; else hs_cipher_haproxy="$cipher"; fi
   say "  $path handshakes: $(tool field "$out" rate)/s ($n in $(tool field "$out" seconds) s, $cipher${note:+; $note})"
@@ -585,11 +603,10 @@ if wants tput; then
   say "throughput, 4 streams (iperf3 -t $duration -P 4)"
   run_row m_tput4 "${PATHS[@]}"
 fi
-hap_reuse=""
+hap_resume=""
 if wants cps; then
   say "new connections per second (wrk -t1 -c $wrk_conns, Connection: close)"
   run_row m_cps "${PATHS[@]}"
-  hap_reuse="$(hap_info b SslFrontendSessionReuse_pct)"
 fi
 if wants handshakes; then
   say "TLS 1.3 mutual handshakes per second ($hs_procs client processes)"
@@ -642,10 +659,11 @@ print("load average %.2f %.2f %.2f, 1 ms sleep late p50/p99/max %d/%d/%d µs" % 
     *d["loadavg"], d["wakeup_late_p50_us"], d["wakeup_late_p99_us"], d["wakeup_late_max_us"]))
 PY
 }
+syms="$(nm "$ZRING_BIN" 2>/dev/null || true)"   # not nm | grep -q: pipefail + SIGPIPE
 aesni="no"
-if nm "$ZRING_BIN" 2>/dev/null | grep -q 'AES_GCM_encrypt_aesni\|AES_GCM_encrypt_avx'; then aesni="yes"; fi
-specc="generic sp_int math (no SP P-256 assembly linked)"
-if nm "$ZRING_BIN" 2>/dev/null | grep -q 'sp_256_ecc_mulmod\|sp_ecc_mulmod_256'; then specc="SP P-256 assembly"; fi
+if grep -q 'AES_GCM_encrypt_aesni\|AES_GCM_encrypt_avx' <<<"$syms"; then aesni="yes"; fi
+specc="generic sp_int math (no SP P-256 assembly linked: wolfSSL built without --enable-sp/--enable-sp-asm)"
+if grep -q 'sp_256_ecc_mulmod\|sp_ecc_mulmod_256' <<<"$syms"; then specc="SP P-256 assembly"; fi
 hap_suite_desc="OpenSSL's default order (AES-256-GCM first)"
 [ "$hap_suites" = same ] && hap_suite_desc="TLS_AES_128_GCM_SHA256 only (the suite zring negotiates; --haproxy-ciphersuites default for OpenSSL's order)"
 cpu_model="$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
@@ -654,7 +672,7 @@ hdr() { printf '%s\t%s\n' "$1" "$2" >>"$dir/header.tsv"; }
 : >"$dir/header.tsv"
 hdr host "$(uname -r) $(uname -m), $(nproc) CPUs ($cpu_model); shared with other work: see machine noise"
 hdr zring "$("$ZRING_BIN" --version 2>&1 | head -n1) ($zring_src, copied), --workers $workers both ends; wolfSSL linked statically: AES-NI/AVX GCM $aesni, P-256 $specc"
-hdr HAProxy "$(haproxy -v | head -n1 | awk '{print $3}') with $(openssl version | awk '{print $1" "$2}'), nbthread $workers each; TLS 1.3 suites: $hap_suite_desc; HAProxy A resumes its TLS sessions to B (HAProxy's default): B's frontend session reuse after the cps row ${hap_reuse:-n/a}%"
+hdr HAProxy "$(haproxy -v | head -n1 | awk '{print $3}') with $(openssl version | awk '{print $1" "$2}'), nbthread $workers each; TLS 1.3 suites: $hap_suite_desc; TLS session resumption from A to B on (HAProxy's default), during the cps row: ${hap_resume:-not sampled}"
 hdr "negotiated (handshake row's Python client)" "zring B: ${hs_cipher_zring:-n/a}; HAProxy B: ${hs_cipher_haproxy:-n/a}"
 hdr tools "$(iperf3 -v | head -n1 | awk '{print "iperf3 "$2}'), wrk $(wrk -v 2>&1 | head -n1 | awk '{print $2}'), nginx $(nginx -v 2>&1 | awk -F/ '{print $2}') ($(nproc) workers, 128-byte file), Python $(python3 -c 'import platform; print(platform.python_version())') handshake client"
 hdr parameters "$repeats repeat(s), $duration s runs, wrk -t1 -c $wrk_conns, $hs_procs handshake processes"
