@@ -30,8 +30,9 @@ Options:
   --workers N         zring workers and HAProxy threads (default 1)
   --pump MODE         run zring with --pump MODE (splice|copy)
   --pumps A,B         benchmark zring once per pump mode, e.g. splice,copy
-  --only LIST         rows to run: throughput,cps,latency,memory,maxconn
-                      (default: all)
+  --only LIST         rows to run: throughput,cps,latency,memory,maxconn,mtls
+                      (default: all); mtls is the two-hop mTLS table of
+                      scripts/bench/mtls.sh (zring pair vs HAProxy TLS pair)
   --paths LIST        columns: direct,haproxy,zring (default: all; zring is
                       dropped with a warning when its binary is missing)
   --quick             short run: 1 repeat, 3 s measurements
@@ -67,7 +68,7 @@ die() { say "error: $*"; exit 1; }
 workers=1
 pump=""
 pumps=""
-only="throughput,cps,latency,memory,maxconn"
+only="throughput,cps,latency,memory,maxconn,mtls"
 paths_opt="direct,haproxy,zring"
 repeats=3
 duration=10
@@ -123,9 +124,12 @@ for m in ${pumps//,/ }; do
   case "$m" in splice|copy) ;; *) die "unknown pump mode '$m'" ;; esac
 done
 for r in ${only//,/ }; do
-  case "$r" in throughput|cps|latency|memory|maxconn) ;; *) die "unknown row '$r' in --only" ;; esac
+  case "$r" in throughput|cps|latency|memory|maxconn|mtls) ;; *) die "unknown row '$r' in --only" ;; esac
 done
 wants() { [[ ",$only," == *",$1,"* ]]; }
+if [ "$only" = mtls ]; then
+  exec "$here/mtls.sh" --workers "$workers" --repeats "$repeats" --duration "$duration"
+fi
 
 [ "$(id -u)" -eq 0 ] || die "needs root (network namespaces, iptables)"
 for tool in ip iptables iperf3 wrk nginx haproxy python3 ss; do
@@ -709,4 +713,9 @@ python3 "$here/report.py" table "$dir/meta.json" "$results" >"$root/bench-result
 cp "$results" "$root/bench-results/$ts.jsonl"
 cp "$dir/meta.json" "$root/bench-results/$ts.meta.json"
 cat "$root/bench-results/$ts.md"
+if wants mtls; then
+  say "two-hop mTLS (scripts/bench/mtls.sh)"
+  mtls_args=(--workers "$workers" --repeats "$repeats" --duration "$duration")
+  "$here/mtls.sh" "${mtls_args[@]}" || say "mtls.sh failed"
+fi
 say "saved bench-results/$ts.md (raw: $ts.jsonl; re-render: scripts/bench/report.py table bench-results/$ts.meta.json bench-results/$ts.jsonl)"
