@@ -4,7 +4,8 @@
 #
 # Two pods (netns) with zring A (client pod) and zring B (server pod), as in
 # the benchmark. In the server pod, a "sink" accepts a connection, reads
-# 1 KiB, waits 0.2 s and closes it with the rest unread (a reset: like an HTTP server
+# 1 KiB, waits 0.2 s and closes it with the rest unread (its receive buffer
+# is small, so most of what arrives meanwhile waits in zring B's queue) (a reset: like an HTTP server
 # refusing a large upload, or iperf3 -s ending a test). The client pod
 # pushes 4 MB into the sink through the mTLS tunnel, then GETs a small page
 # from a web server in the same pod through the same pooled tunnel, and
@@ -59,6 +60,7 @@ EOF
 cat >"$dir/sink.py" <<'EOF'
 import socket, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # small: B must queue
 s.bind(("0.0.0.0", 7001)); s.listen(64)
 while True:
     c, _ = s.accept()
