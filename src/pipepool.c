@@ -58,6 +58,11 @@ int pipepool_get(struct pipepool *pp, struct pipe_pair **out)
 		return err;
 	}
 	fdb_opened(2);
+	/* Best effort: an unprivileged user over pipe-user-pages-soft keeps
+	 * the default size, which still works. */
+	fcntl(fds[1], F_SETPIPE_SZ, PIPE_SIZE);
+	int size = fcntl(fds[1], F_GETPIPE_SZ);
+	p->size = size > 0 ? (unsigned)size : 65536;
 	p->rd = fds[0];
 	p->wr = fds[1];
 	pp->total++;

@@ -3,6 +3,8 @@
  * then splice(2) moves the bytes socket -> pipe -> socket without copying
  * them through user space.
  *
+ * Pipes are 1 MiB (pipepool.h): one readiness event moves up to that much.
+ *
  * Why not IORING_OP_SPLICE: the kernel always runs it on an io-wq worker
  * thread (a thread handoff per chunk, and a blocked io-wq thread per idle
  * socket), and a short splice breaks a linked chain. A non-blocking
@@ -23,7 +25,7 @@
 #include <fcntl.h>
 #include <poll.h>
 
-#define SPLICE_CHUNK (64 * 1024)
+
 /* Chunks per readiness event before yielding to other connections. */
 #define SPLICE_ROUNDS 8
 
@@ -97,13 +99,14 @@ static void move(struct conn *c, unsigned d)
 				return;
 			}
 		}
-		ssize_t n = splice(conn_src_fd(c, d), NULL, pd->pipe->wr, NULL, SPLICE_CHUNK,
+		ssize_t chunk = pd->pipe->size;
+		ssize_t n = splice(conn_src_fd(c, d), NULL, pd->pipe->wr, NULL, (size_t)chunk,
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 		if (n > 0) {
 			pd->len = (uint32_t)n;
 			if (flush(c, d) < 0)
 				return;
-			if (n < SPLICE_CHUNK)
+			if (n < chunk)
 				break;	/* most likely drained: let poll say, not EAGAIN */
 			continue;
 		}

@@ -4,21 +4,23 @@
 #
 # Two pods (netns) with zring A (client pod) and zring B (server pod), as in
 # the benchmark. In the server pod, a "sink" accepts a connection, reads
-# 1 KiB, waits 0.2 s and closes it with the rest unread (its receive buffer
-# is small, so most of what arrives meanwhile waits in zring B's queue) (a reset: like an HTTP server
-# refusing a large upload, or iperf3 -s ending a test). The client pod
-# pushes 4 MB into the sink through the mTLS tunnel, then GETs a small page
-# from a web server in the same pod through the same pooled tunnel, and
-# repeats.
+# 1 KiB, half-closes (shutdown(SHUT_WR): its answer is complete) and then
+# reads the rest of the upload slowly. The client pod uploads 4 MB to it
+# through the mTLS tunnel (then half-closes too and reads to EOF), GETs a
+# small page from a web server in the same pod through the same pooled
+# tunnel, and repeats. All of it is legal TCP, all bytes are delivered.
 #
-# Expected: every GET works. Seen (zring 0.1.0): after about five pushes, every GET through the tunnel hangs, forever: zring B
-# frees the DATA it had queued for the reset upstream socket without
-# nghttp2_session_consume(), so that much of the tunnel's 16 MiB HTTP/2
-# connection window is never given back; once it is all gone, zring A may
-# send nothing more on that tunnel (stream windows are still open), while
-# PINGs keep the tunnel alive and new streams keep being put on it.
+# Expected: every GET works. Seen (zring 0.1.0): after about 10-15 uploads
+# every GET through the tunnel hangs, for good. Both END_STREAMs have
+# crossed while zring B still has DATA queued for the slow upstream socket;
+# cb_stream_close() sets c->tunnel = NULL, and hbone_on_out() then skips
+# nghttp2_session_consume() for the rest of the queue ("if (c->tunnel)"),
+# as hbone_release() does for chunks freed on a reset. Those bytes never
+# return to the tunnel's 16 MiB HTTP/2 connection window; once it is gone
+# zring A can send nothing more on the tunnel (stream windows are open),
+# while PINGs keep it alive and new streams keep being put on it.
 #
-#   usage: repro-window-leak.sh [MAX_PUSHES] (default 50)
+#   usage: repro-window-leak.sh [MAX_UPLOADS] (default 50)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 max="${1:-50}"
@@ -60,16 +62,16 @@ EOF
 cat >"$dir/sink.py" <<'EOF'
 import socket, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # small: B must queue
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # small: zring B must queue
 s.bind(("0.0.0.0", 7001)); s.listen(64)
 while True:
     c, _ = s.accept()
-    try:
-        c.recv(1024)
-    except OSError:
+    c.recv(1024)
+    c.shutdown(socket.SHUT_WR)   # our answer is complete: FIN (half-close)
+    time.sleep(0.3)              # ... then read the rest of the upload, slowly
+    while c.recv(65536):
         pass
-    time.sleep(0.2)      # zring B queues DATA meanwhile (up to the stream window)
-    c.close()            # unread data pending: the kernel sends a reset
+    c.close()
 EOF
 mkdir -p "$dir/www"; echo hello >"$dir/www/index.html"
 ip netns exec "$SRV" python3 "$dir/sink.py" >"$dir/sink.log" 2>&1 & pids+=($!)
@@ -95,10 +97,10 @@ for i in range(int(sys.argv[1])):
     try:
         urllib.request.urlopen("http://198.18.0.2:8080/", timeout=3).read()
     except Exception as e:
-        print(f"after {i + 1} pushes of 4 MB into the resetting sink: GET through the tunnel FAILED ({e})")
+        print(f"after {i + 1} uploads of 4 MB: GET through the tunnel FAILED ({e})")
         print("REPRODUCED: the pooled tunnel is stuck (its HTTP/2 connection window leaked away)")
         sys.exit(0)
-print(f"{sys.argv[1]} pushes, every GET worked: not reproduced")
+print(f"{sys.argv[1]} uploads, every GET worked: not reproduced")
 sys.exit(1)
 EOF
 echo "tunnel sockets (client pod):"; ip netns exec "$CLI" ss -tn '( dport = :15008 )' | tail -n +2
