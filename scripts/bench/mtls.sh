@@ -45,13 +45,13 @@ Usage: $PROG [options]
                       same (default): HAProxy uses the TLS 1.3 suite zring
                       negotiates (AES-128-GCM), so both pairs do the same
                       cipher work; default: OpenSSL's own order (AES-256-GCM)
-  --reuse-tunnels     keep zring A (and its pooled tunnel) across the iperf3
-                      runs; by default A is restarted before each zring
-                      iperf3 run, because every iperf3 test leaks part of
-                      the tunnel's HTTP/2 connection window in zring B
-                      (queued DATA freed without nghttp2_session_consume
-                      when the upstream resets), and after ~5 tests the
-                      tunnel stalls for good
+  --fresh-tunnels     restart zring A before each zring iperf3 run, so that
+                      each runs on a new tunnel (default: one pooled tunnel
+                      carries all runs, as in a mesh; a run that stalls is
+                      noted and A restarted; builds before 2026-11-21 14:22
+                      UTC leaked the tunnel's HTTP/2 connection window and
+                      stalled after a few iperf3 runs, see
+                      scripts/bench/mtls/repro-window-leak.sh)
   --perf              also profile zring A and B (perf record -g) during one
                       extra 1-stream iperf3 run; the report goes to the
                       scratch directory (implies --keep)
@@ -74,7 +74,7 @@ duration=5
 wrk_conns=32
 hs_procs=3
 hap_suites=same
-reuse_tunnels=0
+fresh_tunnels=0
 do_perf=0
 keep=0
 setup_only=0
@@ -88,7 +88,7 @@ while [ $# -gt 0 ]; do
     --conns) wrk_conns="$2"; shift 2 ;;
     --hs-procs) hs_procs="$2"; shift 2 ;;
     --haproxy-ciphersuites) hap_suites="$2"; shift 2 ;;
-    --reuse-tunnels) reuse_tunnels=1; shift ;;
+    --fresh-tunnels) fresh_tunnels=1; shift ;;
     --perf) do_perf=1 keep=1; shift ;;
     --keep) keep=1; shift ;;
     --setup-only) setup_only=1; shift ;;
@@ -417,15 +417,15 @@ calc() { python3 -c "import sys; print($1)" "${@:2}"; }
 
 m_tput() {  # PATH REP STREAMS
   local path="$1" rep="$2" streams="$3" out="$dir/iperf-$1-$2-p$3.json" res ca0 cb0 ca1 cb1 pp gbps
-  # A fresh tunnel for every zring run: each iperf3 test leaks part of the
-  # tunnel's 16 MiB connection window (see --reuse-tunnels).
-  [ "$path" != zring ] || [ "$reuse_tunnels" = 1 ] || start_zring_a
+  [ "$path" != zring ] || [ "$fresh_tunnels" = 0 ] || start_zring_a
   read -r -a pp <<<"$(pair_pids "$path")"
   ca0="$(proc_cpu "${pp[0]:-}")" cb0="$(proc_cpu "${pp[1]:-}")"
   if ! in_cli timeout $((duration + 15)) iperf3 -c "${TARGET[$path]}" -p 5201 -t "$duration" -O 1 \
         -P "$streams" -J >"$out" 2>"$out.err"; then
     record "tput_p$streams" "$path" "$rep" null "iperf3 failed: $(head -c 300 "$out.err" "$out" | tr '\n' ' ')"
     start_iperf_server
+    # A stalled pooled tunnel would fail every later zring run: start over.
+    [ "$path" != zring ] || start_zring_a
     return 0
   fi
   ca1="$(proc_cpu "${pp[0]:-}")" cb1="$(proc_cpu "${pp[1]:-}")"
@@ -556,6 +556,7 @@ m_tput4() { m_tput "$1" "$2" 4; }
 # ------------------------------------------------------------------ main
 
 say "scratch: $dir; netns $CLI / $SRV"
+zring_built="$(date -u -r "$zring_src" '+%F %T' 2>/dev/null || echo '?')"
 cp "$zring_src" "$dir/zring"   # a rebuild during the run changes nothing
 ZRING_BIN="$dir/zring"
 setup_netns
@@ -597,11 +598,25 @@ fi
 tool noise >"$dir/noise-start.json" || true
 say "machine noise before: $(cat "$dir/noise-start.json")"
 
+tunnel_canary=""
 if wants tput; then
   say "throughput, 1 stream (iperf3 -t $duration)"
   run_row m_tput1 "${PATHS[@]}"
   say "throughput, 4 streams (iperf3 -t $duration -P 4)"
   run_row m_tput4 "${PATHS[@]}"
+  # Canary: after all those iperf3 tests (each ends with resets), does the
+  # pooled tunnel still carry a new stream?
+  if [ "$fresh_tunnels" = 0 ]; then
+    if in_cli timeout 5 python3 -c 'import sys, urllib.request
+urllib.request.urlopen("http://%s/small" % sys.argv[1], timeout=4).read()' "$IP_SERVER" 2>/dev/null; then
+      tunnel_canary="works"
+    else
+      tunnel_canary="FAILED (the pooled tunnel is stuck: connection-window leak?)"
+      record canary zring 0 null "after the throughput rows a GET through zring's pooled tunnel failed: the tunnel is stuck (scripts/bench/mtls/repro-window-leak.sh)"
+      start_zring_a
+    fi
+    say "pooled tunnel after the throughput rows: $tunnel_canary"
+  fi
 fi
 hap_resume=""
 if wants cps; then
@@ -671,13 +686,13 @@ cpu_model="$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
 hdr() { printf '%s\t%s\n' "$1" "$2" >>"$dir/header.tsv"; }
 : >"$dir/header.tsv"
 hdr host "$(uname -r) $(uname -m), $(nproc) CPUs ($cpu_model); shared with other work: see machine noise"
-hdr zring "$("$ZRING_BIN" --version 2>&1 | head -n1) ($zring_src, copied), --workers $workers both ends; wolfSSL linked statically: AES-NI/AVX GCM $aesni, P-256 $specc"
+hdr zring "$("$ZRING_BIN" --version 2>&1 | head -n1) ($zring_src, copied; built $zring_built UTC, md5 $(md5sum <"$ZRING_BIN" | cut -c1-8)), --workers $workers both ends; wolfSSL linked statically: AES-NI/AVX GCM $aesni, P-256 $specc"
 hdr HAProxy "$(haproxy -v | head -n1 | awk '{print $3}') with $(openssl version | awk '{print $1" "$2}'), nbthread $workers each; TLS 1.3 suites: $hap_suite_desc; TLS session resumption from A to B on (HAProxy's default), during the cps row: ${hap_resume:-not sampled}"
 hdr "negotiated (handshake row's Python client)" "zring B: ${hs_cipher_zring:-n/a}; HAProxy B: ${hs_cipher_haproxy:-n/a}"
 hdr tools "$(iperf3 -v | head -n1 | awk '{print "iperf3 "$2}'), wrk $(wrk -v 2>&1 | head -n1 | awk '{print $2}'), nginx $(nginx -v 2>&1 | awk -F/ '{print $2}') ($(nproc) workers, 128-byte file), Python $(python3 -c 'import platform; print(platform.python_version())') handshake client"
 hdr parameters "$repeats repeat(s), $duration s runs, wrk -t1 -c $wrk_conns, $hs_procs handshake processes"
-if [ "$reuse_tunnels" = 1 ]; then tput_tunnels="one pooled tunnel kept across all runs (--reuse-tunnels)"
-else tput_tunnels="a fresh tunnel for every iperf3 run (zring A restarted before it: works around the connection-window leak)"; fi
+if [ "$fresh_tunnels" = 1 ]; then tput_tunnels="a fresh tunnel for every iperf3 run (--fresh-tunnels)"
+else tput_tunnels="one pooled tunnel for all runs; after them a GET through it: ${tunnel_canary:-not checked}"; fi
 hdr "zring tunnels" "throughput rows: $tput_tunnels; cps row: pooled; streams row: ${streams_tunnels:-not run}"
 hdr "machine noise" "before: $(noise_of "$dir/noise-start.json"); after: $(noise_of "$dir/noise-end.json")"
 hdr topology "client netns ⇄ veth (MTU 1500) ⇄ server netns; A proxies in the client pod behind iptables REDIRECT, B proxies in the server pod; client, both proxies, servers and the kernel share $(nproc) cores"

@@ -3,24 +3,28 @@
 # by scripts/bench/mtls.sh (needs root; cleans up after itself).
 #
 # Two pods (netns) with zring A (client pod) and zring B (server pod), as in
-# the benchmark. In the server pod, a "sink" accepts a connection, reads
-# 1 KiB, half-closes (shutdown(SHUT_WR): its answer is complete) and then
-# reads the rest of the upload slowly. The client pod uploads 4 MB to it
-# through the mTLS tunnel (then half-closes too and reads to EOF), GETs a
-# small page from a web server in the same pod through the same pooled
-# tunnel, and repeats. All of it is legal TCP, all bytes are delivered.
+# the benchmark. In the server pod a "sink" accepts a connection, reads
+# 1 KiB, waits 0.2 s and closes it with the rest unread (a reset), like a
+# server refusing an upload; the server pod's TCP send buffers are small
+# (tcp_wmem max 64 KiB), so meanwhile the upload waits in zring B's queue
+# of DATA for that socket. The client pod uploads 4 MB to the sink through
+# the mTLS tunnel, then GETs a small page from a web server in the same pod
+# through the same pooled tunnel, and repeats.
 #
-# Expected: every GET works. Seen (zring 0.1.0): after about 10-15 uploads
-# every GET through the tunnel hangs, for good. Both END_STREAMs have
-# crossed while zring B still has DATA queued for the slow upstream socket;
-# cb_stream_close() sets c->tunnel = NULL, and hbone_on_out() then skips
-# nghttp2_session_consume() for the rest of the queue ("if (c->tunnel)"),
-# as hbone_release() does for chunks freed on a reset. Those bytes never
-# return to the tunnel's 16 MiB HTTP/2 connection window; once it is gone
-# zring A can send nothing more on the tunnel (stream windows are open),
-# while PINGs keep it alive and new streams keep being put on it.
+# Expected: every GET works. Seen with zring builds before 14:22 UTC on
+# 2026-11-21 (src/pump_hbone.c, src/tunnel.c changed then): after about
+# four uploads every GET through the tunnel hangs, for good. On the reset,
+# conn_close() -> tunnel_detach() dropped the stream and hbone_release()
+# freed the queued DATA without nghttp2_session_consume(), so up to a
+# stream window (4 MiB) per upload never went back to the tunnel's 16 MiB
+# HTTP/2 connection window; once it was gone zring A could send nothing
+# more on the tunnel (its stream windows still open), while PINGs kept the
+# tunnel alive and new streams kept being put on it. The current source
+# consumes pump_hbone_queued(c) in tunnel_detach() and cb_stream_close().
 #
 #   usage: repro-window-leak.sh [MAX_UPLOADS] (default 50)
+#   exit 0: no leak (every GET worked); 1: the tunnel got stuck; ZRING_BIN
+#   picks the binary (default build/zring).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 max="${1:-50}"
@@ -62,18 +66,19 @@ EOF
 cat >"$dir/sink.py" <<'EOF'
 import socket, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # small: zring B must queue
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
 s.bind(("0.0.0.0", 7001)); s.listen(64)
 while True:
     c, _ = s.accept()
-    c.recv(1024)
-    c.shutdown(socket.SHUT_WR)   # our answer is complete: FIN (half-close)
-    time.sleep(0.3)              # ... then read the rest of the upload, slowly
-    while c.recv(65536):
+    try:
+        c.recv(1024)
+    except OSError:
         pass
-    c.close()
+    time.sleep(0.2)   # meanwhile the upload piles up in zring B's queue
+    c.close()         # unread data: the kernel resets the connection
 EOF
 mkdir -p "$dir/www"; echo hello >"$dir/www/index.html"
+ip netns exec "$SRV" sysctl -qw net.ipv4.tcp_wmem="4096 16384 65536"
 ip netns exec "$SRV" python3 "$dir/sink.py" >"$dir/sink.log" 2>&1 & pids+=($!)
 ip netns exec "$SRV" python3 -m http.server 8080 --bind 0.0.0.0 --directory "$dir/www" >"$dir/http.log" 2>&1 & pids+=($!)
 ip netns exec "$SRV" "$dir/zring" --config "$dir/w.json" --certs "$c/b" --workers 1 --log-level info >"$dir/zring-b.log" 2>&1 & pids+=($!)
@@ -98,10 +103,10 @@ for i in range(int(sys.argv[1])):
         urllib.request.urlopen("http://198.18.0.2:8080/", timeout=3).read()
     except Exception as e:
         print(f"after {i + 1} uploads of 4 MB: GET through the tunnel FAILED ({e})")
-        print("REPRODUCED: the pooled tunnel is stuck (its HTTP/2 connection window leaked away)")
-        sys.exit(0)
-print(f"{sys.argv[1]} uploads, every GET worked: not reproduced")
-sys.exit(1)
+        print("BUG REPRODUCED: the pooled tunnel is stuck (its HTTP/2 connection window leaked away)")
+        sys.exit(1)
+print(f"OK: {sys.argv[1]} uploads, every GET through the pooled tunnel worked")
+sys.exit(0)
 EOF
 echo "tunnel sockets (client pod):"; ip netns exec "$CLI" ss -tn '( dport = :15008 )' | tail -n +2
 exit "$rc"
