@@ -4,6 +4,7 @@
  */
 #include "zring/pump.h"
 #include "zring/conn.h"
+#include "zring/ring.h"
 #include "zring/worker.h"
 
 #include <errno.h>
@@ -80,6 +81,36 @@ void pump_dir_error(struct conn *c, unsigned side, int err)
 	};
 	bool reset = err == -ECONNRESET || err == -EPIPE;
 	conn_close(c, err, why[reset][side], true);
+}
+
+void pump_arm_recv(struct conn *c, unsigned d, int fd)
+{
+	struct worker *w = c->w;
+	struct io_uring_sqe *sqe = ring_sqe_op(&w->ring, &c->dir[d].op_in);
+	io_uring_prep_recv(sqe, fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = w->bufs.bgid;
+	conn_op_submitted(c);
+}
+
+void pump_take_buffer(struct conn *c, unsigned d, const struct io_uring_cqe *cqe)
+{
+	struct pump_dir *pd = &c->dir[d];
+	if (!(cqe->flags & IORING_CQE_F_BUFFER))
+		return;
+	pd->bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+	pd->flags |= DIR_HAS_BUF;
+	c->w->bufs.out++;
+}
+
+void pump_drop_buffer(struct conn *c, unsigned d)
+{
+	struct pump_dir *pd = &c->dir[d];
+	if (!(pd->flags & DIR_HAS_BUF))
+		return;
+	pd->flags &= (uint8_t)~DIR_HAS_BUF;
+	bufring_put(&c->w->bufs, pd->bid);
+	worker_wait_wake(c->w);
 }
 
 void pump_dir_moved(struct conn *c, unsigned d, uint32_t n)

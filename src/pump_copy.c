@@ -17,12 +17,7 @@
 
 static void arm_recv(struct conn *c, unsigned d)
 {
-	struct worker *w = c->w;
-	struct io_uring_sqe *sqe = ring_sqe_op(&w->ring, &c->dir[d].op_in);
-	io_uring_prep_recv(sqe, conn_src_fd(c, d), NULL, 0, 0);
-	sqe->flags |= IOSQE_BUFFER_SELECT;
-	sqe->buf_group = w->bufs.bgid;
-	conn_op_submitted(c);
+	pump_arm_recv(c, d, conn_src_fd(c, d));
 }
 
 static void arm_send(struct conn *c, unsigned d)
@@ -37,12 +32,7 @@ static void arm_send(struct conn *c, unsigned d)
 
 static void drop_buffer(struct conn *c, unsigned d)
 {
-	struct pump_dir *pd = &c->dir[d];
-	if (!(pd->flags & DIR_HAS_BUF))
-		return;
-	pd->flags &= (uint8_t)~DIR_HAS_BUF;
-	bufring_put(&c->w->bufs, pd->bid);
-	worker_wait_wake(c->w);
+	pump_drop_buffer(c, d);
 }
 
 static void copy_run(struct conn *c, unsigned d)
@@ -53,11 +43,7 @@ static void copy_run(struct conn *c, unsigned d)
 static void copy_on_in(struct conn *c, unsigned d, const struct io_uring_cqe *cqe)
 {
 	struct pump_dir *pd = &c->dir[d];
-	if (cqe->flags & IORING_CQE_F_BUFFER) {
-		pd->bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
-		pd->flags |= DIR_HAS_BUF;
-		c->w->bufs.out++;
-	}
+	pump_take_buffer(c, d, cqe);
 	if (cqe->res > 0) {
 		pd->len = (uint32_t)cqe->res;
 		pd->off = 0;

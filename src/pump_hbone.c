@@ -44,21 +44,12 @@ static int sock_fd(const struct conn *c)
 
 static void arm_recv(struct conn *c)
 {
-	struct worker *w = c->w;
-	struct io_uring_sqe *sqe = ring_sqe_op(&w->ring, &c->dir[sock_dir(c)].op_in);
-	io_uring_prep_recv(sqe, sock_fd(c), NULL, 0, 0);
-	sqe->flags |= IOSQE_BUFFER_SELECT;
-	sqe->buf_group = w->bufs.bgid;
-	conn_op_submitted(c);
+	pump_arm_recv(c, sock_dir(c), sock_fd(c));
 }
 
 static void drop_buffer(struct conn *c, struct pump_dir *pd)
 {
-	if (!(pd->flags & DIR_HAS_BUF))
-		return;
-	pd->flags &= (uint8_t)~DIR_HAS_BUF;
-	bufring_put(&c->w->bufs, pd->bid);
-	worker_wait_wake(c->w);
+	pump_drop_buffer(c, (unsigned)(pd - c->dir));
 }
 
 static void resume_stream(struct conn *c)
@@ -89,11 +80,7 @@ static void hbone_run(struct conn *c, unsigned d)
 static void hbone_on_in(struct conn *c, unsigned d, const struct io_uring_cqe *cqe)
 {
 	struct pump_dir *pd = &c->dir[d];
-	if (cqe->flags & IORING_CQE_F_BUFFER) {
-		pd->bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
-		pd->flags |= DIR_HAS_BUF;
-		c->w->bufs.out++;
-	}
+	pump_take_buffer(c, d, cqe);
 	if (cqe->res > 0) {
 		pd->len = (uint32_t)cqe->res;
 		pd->off = 0;

@@ -95,6 +95,13 @@ void pump_dir_eof(struct conn *c, unsigned d);
  * passed on as a reset and a broken stream never looks like a clean end. */
 void pump_dir_error(struct conn *c, unsigned side, int err);
 
+/* Provided-buffer helpers shared by the copy and hbone engines: arm a recv
+ * on `fd` whose buffer the kernel picks when bytes arrive; take the buffer
+ * a completion carries; give a held buffer back (and wake a waiter). */
+void pump_arm_recv(struct conn *c, unsigned d, int fd);
+void pump_take_buffer(struct conn *c, unsigned d, const struct io_uring_cqe *cqe);
+void pump_drop_buffer(struct conn *c, unsigned d);
+
 /* Bytes moved in direction d. */
 void pump_dir_moved(struct conn *c, unsigned d, uint32_t n);
 

@@ -6,7 +6,8 @@
   tool.py wrk FILE                   requests/s, requests, errors of wrk's output
   tool.py handshake [options]        full TLS 1.3 mutual handshakes per second
   tool.py field JSON KEY             one field of a JSON object ("" if absent)
-  tool.py table META RESULTS         the markdown report
+  tool.py table META RESULTS...      the markdown report (several runs' RESULTS:
+                                     their samples pooled)
 
 handshake: --procs client processes (fork) each open a TCP connection, do a
 full TLS 1.3 handshake with a client certificate (no resumption: every
@@ -244,7 +245,7 @@ def fmt(v, dec):
 
 def cmd_table(args):
     meta = json.load(open(args.meta))
-    rows = [json.loads(l) for l in open(args.results) if l.strip()]
+    rows = [json.loads(l) for f in args.results for l in open(f) if l.strip()]
     paths = ["direct", "haproxy", "zring"]
     samples = {}
     for r in rows:
@@ -277,7 +278,9 @@ def cmd_table(args):
             cells.append(f"{z / r:.2f}" if z is not None and r else "—")
         p("| " + " | ".join(cells) + " |")
     p("")
-    p(f"Medians of {params.get('repeats', '?')} run(s) per cell, the order of the paths "
+    runs = f"{params.get('repeats', '?')} run(s)" if len(args.results) == 1 else \
+        f"all samples of {len(args.results)} benchmark runs pooled"
+    p(f"Medians of {runs} per cell, the order of the paths "
       "rotated each round. CPU rows: utime+stime (/proc/PID/stat) of *both* proxies of the "
       "pair (A in the client pod + B in the server pod) over what the run carried; the "
       "handshake row's CPU is the server side's only.")
@@ -334,7 +337,7 @@ def main():
     s.set_defaults(fn=cmd_handshake)
     s = sub.add_parser("table")
     s.add_argument("meta")
-    s.add_argument("results")
+    s.add_argument("results", nargs="+", help="one or more runs' JSON lines, pooled")
     s.set_defaults(fn=cmd_table)
     args = ap.parse_args()
     args.fn(args)
