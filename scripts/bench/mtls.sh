@@ -131,8 +131,6 @@ IP_HAP=198.18.0.4
 declare -A TARGET=([direct]=$IP_DIRECT [haproxy]=$IP_HAP [zring]=$IP_SERVER)
 PATHS=(direct haproxy zring)
 TD=cluster.local MESH_NS=bench
-ID_CLIENT="spiffe://$TD/ns/$MESH_NS/sa/client"
-ID_SERVER="spiffe://$TD/ns/$MESH_NS/sa/server"
 
 ts="$(date -u +%Y%m%dT%H%M%SZ)"
 dir="$(mktemp -d /tmp/zring-mtls.XXXXXX)"
@@ -489,7 +487,7 @@ m_streams() { m_wrk "$1" "$2" streams cpu_stream 1; }
 
 hs_cipher_zring="" hs_cipher_haproxy=""
 m_hs() {  # PATH REP
-  local path="$1" rep="$2" out="$dir/hs-$1-$2.json" host port expect cert key pid c0 c1 n
+  local path="$1" rep="$2" out="$dir/hs-$1-$2.json" host port expect pid c0 c1 n
   case "$path" in
     zring) host="$IP_SERVER" port=15008 expect=h2 pid="$zring_b" ;;
     haproxy) host="$IP_HAP" port=15445 expect=eof pid="$hap_b" ;;
@@ -596,6 +594,7 @@ EOF
 fi
 
 tool noise >"$dir/noise-start.json" || true
+head -n1 /proc/stat >"$dir/stat-start"
 say "machine noise before: $(cat "$dir/noise-start.json")"
 
 tunnel_canary=""
@@ -663,6 +662,21 @@ if [ "$do_perf" = 1 ]; then
 fi
 
 tool noise >"$dir/noise-end.json" || true
+head -n1 /proc/stat >"$dir/stat-end"
+# Where the machine's CPU time went during the run: on a VM the host may
+# steal a lot of it (then every figure is low and noisy), and idle time
+# near 0 means the run shared the cores with other work.
+cpu_split="$(python3 - "$dir/stat-start" "$dir/stat-end" <<'PY' 2>/dev/null || echo n/a
+import sys
+a, b = ([int(x) for x in open(f).read().split()[1:9]] for f in sys.argv[1:3])
+d = [y - x for x, y in zip(a, b)]
+tot = sum(d) or 1
+user, nice, system, idle, iowait, irq, softirq, steal = d
+print("busy %.0f%% (softirq %.0f%%), idle %.0f%%, stolen by the hypervisor %.0f%%" % (
+    100.0 * (user + nice + system + irq + softirq) / tot, 100.0 * softirq / tot,
+    100.0 * (idle + iowait) / tot, 100.0 * steal / tot))
+PY
+)"
 
 # ------------------------------------------------------------------ report
 
@@ -693,8 +707,12 @@ hdr tools "$(iperf3 -v | head -n1 | awk '{print "iperf3 "$2}'), wrk $(wrk -v 2>&
 hdr parameters "$repeats repeat(s), $duration s runs, wrk -t1 -c $wrk_conns, $hs_procs handshake processes"
 if [ "$fresh_tunnels" = 1 ]; then tput_tunnels="a fresh tunnel for every iperf3 run (--fresh-tunnels)"
 else tput_tunnels="one pooled tunnel for all runs; after them a GET through it: ${tunnel_canary:-not checked}"; fi
-hdr "zring tunnels" "throughput rows: $tput_tunnels; cps row: pooled; streams row: ${streams_tunnels:-not run}"
-hdr "machine noise" "before: $(noise_of "$dir/noise-start.json"); after: $(noise_of "$dir/noise-end.json")"
+tun=""
+wants tput && tun="throughput rows: $tput_tunnels"
+wants cps && tun="${tun:+$tun; }cps row: pooled (up to ${ZRING_HBONE_MAX_STREAMS:-100} streams a tunnel)"
+wants streams && tun="${tun:+$tun; }streams row: ${streams_tunnels:-n/a}"
+[ -z "$tun" ] || hdr "zring tunnels" "$tun"
+hdr "machine noise" "before: $(noise_of "$dir/noise-start.json"); after: $(noise_of "$dir/noise-end.json"); CPU time of the whole machine during the run: $cpu_split"
 hdr topology "client netns ⇄ veth (MTU 1500) ⇄ server netns; A proxies in the client pod behind iptables REDIRECT, B proxies in the server pod; client, both proxies, servers and the kernel share $(nproc) cores"
 python3 - "$dir/meta.json" "$dir/header.tsv" "$ts" "$repeats" "$wrk_conns" "$hs_procs" <<'PY'
 import json, sys
