@@ -268,6 +268,12 @@ static bool in_shared(const struct policy *p, const struct workload *w)
 	       (p->scope == SCOPE_NAMESPACE && strcmp(p->namespace, w->namespace) == 0);
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return (x > y) - (x < y);
+}
+
 /*
  * Workload w's own group: the policies its authorizationPolicies name that
  * no shared group already holds, each once, stably partitioned into
@@ -289,6 +295,7 @@ static void build_own(struct policy_index *ix, const struct build *b, size_t w,
 		tmp[n++] = i;
 		g->n[section(&cfg->policies[i])]++;
 	}
+	qsort(tmp, n, sizeof(*tmp), cmp_u32);	/* file order, as the shared groups */
 	g->v = dst;
 	group_offsets(g);
 	uint32_t next[NSEC] = { 0 };

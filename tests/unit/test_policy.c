@@ -403,9 +403,10 @@ Test(policy, scopes_decide_which_policies_apply)
 	     POL("mesh-allow", "ns3", "Global", "Allow", ANY));
 	/* a: Global, its namespace's, and what it lists, whatever their
 	 * namespace or scope; each once (ns1/sel is listed twice, ns1-deny
-	 * both applies by namespace and is listed) */
+	 * both applies by namespace and is listed). Denies first, then
+	 * Allows; within each, Global, namespace, own, each in file order. */
 	static const char *const a[] = { "istio-system/mesh-deny", "ns1/ns1-deny", "ns1/sel",
-					 "ns3/mesh-allow", "ns2/other-sel", "ns2/ns2-allow" };
+					 "ns3/mesh-allow", "ns2/ns2-allow", "ns2/other-sel" };
 	expect_applicable("a", a, 6);
 	static const char *const b[] = { "istio-system/mesh-deny", "ns3/mesh-allow",
 					 "ns2/ns2-allow" };
@@ -621,6 +622,60 @@ Test(policy, reasons_name_the_policy)
 	cr_expect_str_eq(policy_reason(&r, buf, sizeof(buf)), "allowed: no allow policy applies");
 	char small[8];
 	cr_expect_str_eq(policy_reason(&r, small, sizeof(small)), "allowed");
+}
+
+/* ---- the example config ---- */
+
+static const char *ex_uid(const char *name)
+{
+	static char buf[128];
+	snprintf(buf, sizeof(buf), "cluster1//v1/Pod/%s", name);
+	return buf;
+}
+
+Test(policy, example_config_decisions)
+{
+	const char *dir = getenv("ZRING_SRCDIR");
+	cr_assert(dir && *dir, "ZRING_SRCDIR is not set (run through meson test)");
+	char path[512];
+	snprintf(path, sizeof(path), "%s/examples/workloads.json", dir);
+	struct config_errors errs;
+	cr_assert_eq(config_load_file(path, &cfg, &errs), 0);
+	config_errors_free(&errs);
+	cr_assert_eq(policy_index_new(cfg, &ix), 0);
+	const char *reviews = "spiffe://cluster.local/ns/bookinfo/sa/bookinfo-reviews";
+	const char *gw = "spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway";
+	const char *pp = ex_uid("bookinfo/productpage-v1-6c5f9d8b7-x2k4q");
+	expect(pp, (struct conn){ "10.0.1.12:5000", "10.0.1.10:9080", reviews }, POLICY_ALLOW,
+	       "bookinfo/bookinfo-internal");
+	expect(pp, (struct conn){ "10.0.9.1:5000", "10.0.1.10:9080", gw }, POLICY_ALLOW,
+	       "bookinfo/bookinfo-internal");
+	expect(pp, (struct conn){ "10.0.9.1:5000", "10.0.1.10:15000", gw }, POLICY_DENY, NULL);
+	expect(pp, (struct conn){ "10.0.9.1:5000", "[fd00:10:1::a]:9080",
+				  "spiffe://cluster.local/ns/quarantine/sa/x" },
+	       POLICY_DENY, "istio-system/deny-quarantine");
+	expect(pp, (struct conn){ "10.66.0.7:5000", "10.0.1.10:9080", NULL }, POLICY_DENY,
+	       "istio-system/deny-quarantine");
+	expect(pp, (struct conn){ "10.0.1.11:5000", "10.0.1.10:9080", NULL }, POLICY_DENY, NULL);
+
+	const char *ratings = ex_uid("bookinfo/ratings-v1-85c74b6cb4-2lqhn");
+	expect(ratings, (struct conn){ "10.0.1.12:5000", "10.0.2.13:9080", reviews },
+	       POLICY_ALLOW, "bookinfo/bookinfo-internal");
+	expect(ratings, (struct conn){ "10.0.2.20:5000", "10.0.2.13:9080",
+				       "spiffe://cluster.local/ns/shop/sa/frontend" },
+	       POLICY_DENY, NULL);
+
+	const char *cart = ex_uid("shop/cart-0");
+	expect_dry(cart, (struct conn){ "10.0.1.12:5000", "10.0.1.21:7070", reviews },
+		   POLICY_ALLOW, "shop/cart-only-from-shop", POLICY_DENY);
+	expect_dry(cart, (struct conn){ "10.0.2.20:5000", "10.0.1.21:7070",
+					"spiffe://cluster.local/ns/shop/sa/frontend" },
+		   POLICY_ALLOW, NULL, POLICY_ALLOW);
+
+	const char *pg = ex_uid("legacy/postgres-0");
+	expect(pg, (struct conn){ "10.0.1.12:5000", "10.0.3.30:5432", NULL }, POLICY_ALLOW,
+	       "legacy/no-debug-port");
+	expect(pg, (struct conn){ "10.0.1.12:5000", "10.0.3.30:9999", NULL }, POLICY_DENY, NULL);
 }
 
 /* ---- the snapshot carries the index ---- */
