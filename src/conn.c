@@ -3,6 +3,7 @@
  * close and free. The byte moving itself is in pump*.c.
  */
 #include "zring/conn.h"
+#include "zring/authorize.h"
 #include "zring/fdbudget.h"
 #include "zring/hbone.h"
 #include "zring/log.h"
@@ -158,6 +159,8 @@ void conn_accept(struct listener *l, int fd)
 		conn_close(c, err, "no original destination", true);
 	} else if ((err = conn_route(c)) < 0) {
 		conn_close(c, err, "no healthy endpoint", true);
+	} else if ((err = authorize_conn(c, c->snap)) < 0) {
+		conn_close(c, err, c->why, true);
 	} else if (origdst_is_self_fd(&c->dst, fd, c->w->opts) ||
 		   origdst_is_self_fd(&c->upstream, fd, c->w->opts)) {
 		conn_close(c, 0, "destination is zring itself", true);
@@ -295,6 +298,8 @@ static void log_access(const struct conn *c)
 	log_u64(&l, "up_bytes", c->dir[0].bytes);
 	log_u64(&l, "down_bytes", c->dir[1].bytes);
 	log_u64(&l, "duration_ms", (c->w->now_ns - c->start_ns) / 1000000);
+	if (c->policy)
+		log_str(&l, "policy", c->policy);
 	if (c->err) {
 		char e[64];
 		snprintf(msg, sizeof(msg), "%s%s%s", c->why ? c->why : "",
@@ -331,6 +336,7 @@ static void conn_free(struct conn *c)
 	w->nconns--;
 	snapshot_unref(c->snap);
 	free(c->peer_id);
+	free(c->policy);
 	free(c->req);
 	free(c);
 	/* Handled at the loop boundary: resuming others from inside a free

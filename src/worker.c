@@ -4,6 +4,7 @@
  * See include/zring/worker.h.
  */
 #include "zring/worker.h"
+#include "zring/authorize.h"
 #include "zring/conn.h"
 #include "zring/fdbudget.h"
 #include "zring/listener.h"
@@ -288,6 +289,7 @@ static void refresh_snapshot(struct worker *w)
 	snapshot_unref(w->snap);
 	w->snap = s;
 	w->snap_version = s->version;
+	authorize_recheck(w, s);
 }
 
 uint32_t worker_random(struct worker *w)

@@ -66,6 +66,7 @@ struct conn {
 	char *peer_id;		/* hbone: the other end's identity */
 	struct hbone_req *req;	/* hbone server: headers until the request is whole */
 	const char *why;	/* short reason for the access log, or NULL */
+	char *policy;		/* "ns/name" of the policy that denied it, or NULL */
 };
 
 /* Take an accepted socket `fd` from listener l: find its original

@@ -61,6 +61,7 @@ struct worker {
 	struct tunnel *tunnels;		/* HBONE tunnels, both sides */
 	unsigned ntunnels;
 	uint64_t tls_failures;
+	_Atomic uint64_t policy_denials;	/* connections refused or closed by policy */
 	uint64_t next_conn_id;
 
 	_Atomic unsigned cmd;

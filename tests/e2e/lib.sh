@@ -291,7 +291,7 @@ client_ok() {
 access_count() { grep -c 'msg=access' "$ZLOG" || true; }
 
 # at_least N CMD...: true when CMD's output (a number) is >= N. For wait_until,
-# which must re-run CMD on every poll: `wait_until 5 test "$(cmd)" -ge N`
+# which must re-run CMD on every poll (`wait_until 5 test "$(cmd)" -ge N`
 # would expand $(cmd) once, before the first poll.
 at_least() {
   local n="$1" v
