@@ -133,6 +133,10 @@ int main(int argc, char **argv)
 			    "(needs CAP_NET_ADMIN; --mark 0 disables marking)", "mark", ret);
 		return 1;
 	}
+	if (o.node_agent && !o.config)
+		log_msg(LOG_WARN, "node-agent mode without --config: no pod to serve");
+	if (o.node && !o.node_agent)
+		log_msg(LOG_WARN, "--node is ignored without --node-agent");
 	struct snapshot_slot slot;
 	struct watch watch;
 	struct nodeagent *na = NULL;

@@ -19,7 +19,8 @@
 #   E. p2's namespace path changes (same namespace through /proc/PID/ns/net):
 #      a leave and an appear, traffic to it works; a workload naming p3's
 #      namespace next to p3 is refused;
-#   F. SIGTERM: exit 0, no listener left in any pod.
+#   F. SIGTERM with a transfer in flight: every pod's listeners close at once
+#      while the transfer finishes, then zring exits 0.
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -158,8 +159,19 @@ client_ok "$(na_pod_ns p2)" xfer --host "$(na_pod_ip p3)" --port 8080 --up 10000
 log "ok: E: p2 moved (leave + appear), traffic to and from it works; the duplicate is refused"
 
 # --- F: SIGTERM ------------------------------------------------------------------------------
-zr_stop N1
+base2="$(established_to p2)"
+na_xfer_bg last "$(na_pod_ns p4)" --host "$(na_pod_ip p2)" --port 8080 \
+  --up $((RATE * 3 / 2)) --up-rate "$RATE" --down 4096 --timeout 30
+wait_until 5 at_least $((base2 + 1)) established_to p2 || fail "F: transfer to p2 did not start"
+sleep 0.3
+kill -TERM "$(zr_pid N1)"
 for p in p1 p2 p3 p4 p5; do na_expect_listeners "$p" 0 -; done
+proc_alive "$(zr_pid N1)" || fail "F: zring exited before its last transfer ended"
+refused p5 "$(na_pod_ip p3)"
+na_xfer_wait last 10
+zr_wait_exit N1 10
+[ "$ZRING_RC" -eq 0 ] || fail "F: zring exited $ZRING_RC after SIGTERM, want 0"
+unset "ZR_PID[N1]"
 errors="$(zr_access N1 | grep -v ' error=-' | grep -vF " src=$(na_pod_ip p1):" || true)"
 [ -z "$errors" ] || fail "connections other than p1's cut transfer logged errors: $errors"
 soft_check
