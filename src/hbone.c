@@ -44,10 +44,11 @@ int hbone_client_start(struct conn *c)
 {
 	struct worker *w = c->w;
 	const struct snapshot *s = c->snap;
-	const struct local_identity *src = identity_of(s, pod_workload_at(s, c->pod, &c->src));
+	const struct workload *from = pod_workload_at(s, c->pod, &c->src);
+	const struct local_identity *src = identity_of(s, from);
 	if (!src) {
-		c->why = c->pod && workload_at(s, &c->src) ? "source address is not the pod's own"
-							    : "no certificate for the source workload";
+		c->why = !from && c->pod && workload_at(s, &c->src) ? "source address is not the pod's own"
+								    : "no certificate for the source workload";
 		return -EACCES;
 	}
 	union addr peer = c->upstream;

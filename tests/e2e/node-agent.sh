@@ -11,6 +11,8 @@
 #   2. pod1 -> pod2 on the same node, HBONE: through pod1's outbound listener
 #      and pod2's 15008, both access lines in node 1's log with their pod,
 #      identities both ways, bytes sha256-checked both ways;
+#      pod1 using an address of another workload (that has a certificate)
+#      gets no identity: a pod speaks only as itself;
 #   3. pod1 -> remote (node 2), and remote -> pod1: mTLS tunnels between the
 #      nodes' zrings, each side's access line names its pod;
 #   4. pod1 -> pod3 (a TCP workload): plaintext, captured on pod3's 15006;
@@ -36,14 +38,15 @@ na_pod pod3 1 13
 na_pod remote 2 11
 
 certs="$E2E_TMP/certs"
-hbone_certs "$certs" pod1 pod2 pod3 remote
+hbone_certs "$certs" pod1 pod2 pod3 remote spoof
 CFG="$E2E_TMP/workloads.json"
 na_config "$CFG" \
   "$(na_workload pod1 HBONE node-1 "$(na_pod_ip pod1)")" \
   "$(na_workload pod2 HBONE node-1 "$(na_pod_ip pod2)")" \
   "$(na_workload pod3 TCP node-1 "$(na_pod_ip pod3)")" \
   "$(na_workload ghost HBONE node-1 10.78.1.99)" \
-  "$(na_workload remote HBONE node-2 "$(na_pod_ip remote)")"
+  "$(na_workload remote HBONE node-2 "$(na_pod_ip remote)")" \
+  "$(na_workload spoof HBONE node-3 10.78.1.50)"
 for p in pod1 pod2 pod3 remote; do na_server "$p" 8080; done
 
 args=(--node-agent --config "$CFG" --certs "$certs" --workers "$WORKERS")
@@ -96,6 +99,27 @@ src="$(access_field "$out" src)"
 for l in "$out" "$in"; do
   [ "$(access_field "$l" error)" = - ] || fail "pod1 -> pod2: error logged: $l"
 done
+
+# pod1 borrows spoof's address: zring must not lend it spoof's identity.
+ip -n "$(na_pod_ns pod1)" addr add 10.78.1.50/24 dev eth0
+got="$(ip netns exec "$(na_pod_ns pod1)" "$PY" - "$(na_pod_ip pod2)" <<'PYEOF'
+import socket, sys
+s = socket.socket()
+s.settimeout(5)
+s.bind(("10.78.1.50", 0))
+s.connect((sys.argv[1], 8080))
+try:
+    s.sendall(b"ZR1 10 10 0\n" + b"x" * 10)
+    print("data" if s.recv(100) else "eof")
+except OSError as e:
+    print("reset" if isinstance(e, ConnectionResetError) else "error %s" % e)
+PYEOF
+)"
+[ "$got" = reset ] || fail "pod1 speaking from spoof's address: want a reset, got $got"
+wait_until 5 grep -q 'src=10.78.1.50:.*error="source address is not the pod.s own' "$(zr_log N1)" ||
+  fail "N1 did not log the refused source address: $(grep 10.78.1.50 "$(zr_log N1)")"
+ip -n "$(na_pod_ns pod1)" addr del 10.78.1.50/24 dev eth0
+log "ok: pod1 cannot speak as spoof from spoof's address"
 
 # --- 3: across nodes, both ways ------------------------------------------------------
 client_ok "$(na_pod_ns pod1)" xfer --host "$(na_pod_ip remote)" --port 8080 --up "$size" --down "$size"
