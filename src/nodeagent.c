@@ -223,15 +223,26 @@ static unsigned listeners_per_worker(const struct opts *o)
 	return o->outbound.n + o->inbound.n + (o->certs ? o->hbone.n : 0);
 }
 
-/* Why p may not be served next to the pods already served, or NULL. */
-static const char *conflict(const struct nodeagent *na, const struct pod *p)
+/* p may not be served next to the pods already served if its namespace is
+ * zring's own or one of theirs: logged and counted, -EEXIST. */
+static int check_conflict(struct nodeagent *na, const struct pod *p)
 {
-	if (pod_is_home(p))
-		return "the pod's network namespace is zring's own";
-	for (size_t i = 0; i < na->npods; i++)
+	const char *why = pod_is_home(p) ? "the pod's network namespace is zring's own" : NULL;
+	for (size_t i = 0; !why && i < na->npods; i++)
 		if (pod_same_netns(na->pods[i], p))
-			return "another served pod has the same network namespace";
-	return NULL;
+			why = "another served pod has the same network namespace";
+	if (!why)
+		return 0;
+	atomic_fetch_add(&na->netns_failures, 1);
+	struct log_line l;
+	if (log_begin(&l, LOG_WARN, "pod not served")) {
+		log_str(&l, "pod", p->name);
+		log_str(&l, "uid", p->uid);
+		log_str(&l, "netns", p->netns);
+		log_str(&l, "reason", why);
+		log_end(&l);
+	}
+	return -EEXIST;
 }
 
 static int table_add(struct nodeagent *na, struct pod *p)
@@ -306,23 +317,15 @@ static int add_pod(struct nodeagent *na, const struct workload *wl)
 		log_unavailable(na, wl, name, err);
 		return err;
 	}
-	const char *why = conflict(na, p);
-	if (why) {
-		struct log_line l;
-		atomic_fetch_add(&na->netns_failures, 1);
-		if (log_begin(&l, LOG_WARN, "pod not served")) {
-			log_str(&l, "pod", p->name);
-			log_str(&l, "uid", p->uid);
-			log_str(&l, "netns", p->netns);
-			log_str(&l, "reason", why);
-			log_end(&l);
-		}
+	if ((err = check_conflict(na, p)) < 0) {
 		pod_unref(p);
-		return -EEXIST;
+		return err;
 	}
 	struct nodeagent_msg **msgs = msgs_new(na, MSG_ADD, p, listeners_per_worker(na->opts));
 	err = msgs ? open_in_pod(na, p, msgs) : -ENOMEM;
-	if (err == 0 && (err = table_add(na, p)) < 0)
+	if (err == 0)
+		err = table_add(na, p);
+	if (err == -ENOMEM)
 		log_pod(LOG_WARN, "pod not served", p, err);
 	if (err < 0) {
 		if (msgs)

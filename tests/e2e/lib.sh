@@ -784,13 +784,23 @@ na_mark_packets() {
 # na_xfer_bg TAG NS ARGS...: zr_client.py xfer ARGS in NS, in the background;
 # its result line goes to $E2E_TMP/xfer-TAG.out. na_xfer_wait TAG [TIMEOUT_S]
 # waits for it and fails the scenario unless it exited 0.
-declare -A NA_XFER_PID=()
+# na_xfer_end TAG: when it ended (epoch seconds): its start plus the secs=
+# it reports, so a scenario busy checking other things meanwhile does not
+# blur the time.
+declare -A NA_XFER_PID=() NA_XFER_T0=()
 na_xfer_bg() {
   local tag="$1" ns="$2"
   shift 2
+  NA_XFER_T0[$tag]="$(now)"
   ip netns exec "$ns" "$PY" "$TOOLS/zr_client.py" xfer "$@" >"$E2E_TMP/xfer-$tag.out" 2>&1 &
   NA_XFER_PID[$tag]=$!
   track "${NA_XFER_PID[$tag]}"
+}
+
+na_xfer_end() {
+  local secs
+  secs="$(sed -n 's/.* secs=\([0-9.]*\).*/\1/p' "$E2E_TMP/xfer-$1.out" | head -n1)"
+  awk -v a="${NA_XFER_T0[$1]}" -v b="${secs:-0}" 'BEGIN { printf "%.2f", a + b }'
 }
 
 na_xfer_wait() {
