@@ -97,7 +97,7 @@ static long find_pod(const struct nodeagent *na, size_t n, const char *uid)
 
 static void post(struct worker *w, struct nodeagent_msg *m)
 {
-	struct nodeagent_inbox *in = &w->pods;
+	struct nodeagent_inbox *in = &w->pod_inbox;
 	m->next = NULL;
 	pthread_mutex_lock(&in->lock);
 	if (in->tail)
@@ -468,13 +468,13 @@ static void leave(struct worker *w, struct nodeagent_msg *m)
 	d->pod = m->pod;
 	m->pod = NULL;
 	d->deadline_ns = w->now_ns + w->opts->drain_timeout_ms * 1000000ull;
-	d->next = w->pods.draining;
-	w->pods.draining = d;
+	d->next = w->pod_inbox.draining;
+	w->pod_inbox.draining = d;
 }
 
 void nodeagent_worker_wake(struct worker *w)
 {
-	struct nodeagent_inbox *in = &w->pods;
+	struct nodeagent_inbox *in = &w->pod_inbox;
 	pthread_mutex_lock(&in->lock);
 	struct nodeagent_msg *m = in->head;
 	in->head = in->tail = NULL;
@@ -532,7 +532,7 @@ static void log_drained(const struct worker *w, const struct pod *p, unsigned cu
 
 void nodeagent_worker_tick(struct worker *w)
 {
-	struct nodeagent_drain **pp = &w->pods.draining;
+	struct nodeagent_drain **pp = &w->pod_inbox.draining;
 	while (*pp) {
 		struct nodeagent_drain *d = *pp;
 		bool expired = w->now_ns >= d->deadline_ns;
@@ -550,7 +550,7 @@ void nodeagent_worker_tick(struct worker *w)
 
 void nodeagent_worker_free(struct worker *w)
 {
-	struct nodeagent_inbox *in = &w->pods;
+	struct nodeagent_inbox *in = &w->pod_inbox;
 	while (in->head) {
 		struct nodeagent_msg *m = in->head;
 		in->head = m->next;

@@ -102,7 +102,7 @@ struct worker *worker_new(unsigned id, const struct opts *opts, struct snapshot_
 	w->rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)id << 32) ^ now_ns();
 	w->done_fd = done_fd;
 	w->wake_fd = -1;
-	nodeagent_inbox_init(&w->pods);
+	nodeagent_inbox_init(&w->pod_inbox);
 	w->listeners_cap = opts->outbound.n + opts->inbound.n + opts->hbone.n;
 	w->listeners = calloc(w->listeners_cap, sizeof(*w->listeners));
 	w->wake_fd = eventfd(0, EFD_CLOEXEC);

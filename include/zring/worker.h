@@ -45,7 +45,7 @@ struct worker {
 
 	struct listener **listeners;
 	unsigned nlisteners, listeners_cap;
-	struct nodeagent_inbox pods;	/* node-agent mode: pods posted by control */
+	struct nodeagent_inbox pod_inbox;	/* node-agent mode: pods posted by control */
 	bool accept_paused;		/* out of descriptors */
 	bool fds_freed;			/* a conn closed since the last loop */
 
