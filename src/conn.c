@@ -9,6 +9,7 @@
 #include "zring/log.h"
 #include "zring/tunnel.h"
 #include "zring/origdst.h"
+#include "zring/pod.h"
 #include "zring/ring.h"
 #include "zring/worker.h"
 
@@ -80,7 +81,10 @@ static struct conn *conn_alloc(struct worker *w, enum role role, int fd)
 
 static struct conn *conn_new(struct listener *l, int fd)
 {
-	return conn_alloc(l->w, l->role, fd);
+	struct conn *c = conn_alloc(l->w, l->role, fd);
+	if (c)
+		c->pod = pod_ref(l->pod);
+	return c;
 }
 
 struct conn *conn_new_stream(struct worker *w, enum role role)
@@ -100,9 +104,10 @@ static void set_nodelay(int fd)
 int conn_connect(struct conn *c)
 {
 	struct worker *w = c->w;
-	int fd = socket(c->upstream.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = pod_socket(c->pod, c->upstream.sa.sa_family,
+			    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	fdb_opened(1);
 	c->fd[SIDE_UPSTREAM] = fd;
 	uint32_t mark = w->opts->mark;
@@ -282,6 +287,8 @@ static void log_access(const struct conn *c)
 	log_u64(&l, "id", c->id);
 	log_u64(&l, "worker", c->w->id);
 	log_str(&l, "dir", role_name((enum role)c->role));
+	if (c->pod)
+		log_str(&l, "pod", c->pod->name);
 	log_str(&l, "src", addr_format(&c->src, buf, sizeof(buf)));
 	log_str(&l, "dst", addr_format(&c->dst, buf, sizeof(buf)));
 	log_str(&l, "route", route_kind_name((enum route_kind)c->route));
@@ -335,6 +342,7 @@ static void conn_free(struct conn *c)
 	lru_unlink(c);
 	w->nconns--;
 	snapshot_unref(c->snap);
+	pod_unref(c->pod);
 	free(c->peer_id);
 	free(c->policy);
 	free(c->req);

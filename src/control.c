@@ -4,6 +4,7 @@
  */
 #include "zring/control.h"
 #include "zring/log.h"
+#include "zring/nodeagent.h"
 #include "zring/op.h"
 #include "zring/ring.h"
 #include "zring/util.h"
@@ -21,6 +22,7 @@ struct control {
 	struct worker **workers;
 	unsigned nworkers;
 	struct watch *watch;
+	struct nodeagent *na;	/* node-agent mode, else NULL */
 	int sig_fd;
 	int done_fd;
 	struct op op_sig;
@@ -140,18 +142,22 @@ static bool busy(const struct control *ctl)
 	return ctl->sig_armed || ctl->done_armed || !watch_idle(ctl->watch);
 }
 
-/* Wake workers so they pick up a new snapshot without waiting for I/O. */
+/* Wake workers so they pick up a new snapshot without waiting for I/O;
+ * a node agent first serves the snapshot's pods. */
 static void notify_workers(void *arg)
 {
 	struct control *ctl = arg;
+	if (ctl->na)
+		nodeagent_sync(ctl->na);
 	for (unsigned i = 0; i < ctl->nworkers; i++)
 		worker_notify(ctl->workers[i]);
 }
 
-int control_run(struct worker **workers, unsigned n, int done_fd, struct watch *watch)
+int control_run(struct worker **workers, unsigned n, int done_fd, struct watch *watch,
+		struct nodeagent *na)
 {
 	struct control ctl = {
-		.workers = workers, .nworkers = n, .watch = watch,
+		.workers = workers, .nworkers = n, .watch = watch, .na = na,
 		.done_fd = done_fd, .sig_fd = -1,
 	};
 	const char *mode;

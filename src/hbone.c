@@ -8,6 +8,7 @@
 #include "zring/certs.h"
 #include "zring/conn.h"
 #include "zring/log.h"
+#include "zring/pod.h"
 #include "zring/route.h"
 #include "zring/tunnel.h"
 #include "zring/worker.h"
@@ -25,6 +26,16 @@ static const struct workload *workload_at(const struct snapshot *s, const union 
 	return r.workload;
 }
 
+/* The workload at address a for a connection of `pod`. In node-agent mode
+ * a pod speaks only as itself: an address of another workload that it
+ * holds (or claims) gets no identity. */
+static const struct workload *pod_workload_at(const struct snapshot *s, const struct pod *pod,
+					      const union addr *a)
+{
+	const struct workload *wl = workload_at(s, a);
+	return wl && pod && strcmp(wl->uid, pod->uid) != 0 ? NULL : wl;
+}
+
 static const struct local_identity *identity_of(const struct snapshot *s, const struct workload *wl)
 {
 	return wl && s->certs ? certstore_find(s->certs, wl->identity) : NULL;
@@ -34,9 +45,11 @@ int hbone_client_start(struct conn *c)
 {
 	struct worker *w = c->w;
 	const struct snapshot *s = c->snap;
-	const struct local_identity *src = identity_of(s, workload_at(s, &c->src));
+	const struct workload *from = pod_workload_at(s, c->pod, &c->src);
+	const struct local_identity *src = identity_of(s, from);
 	if (!src) {
-		c->why = "no certificate for the source workload";
+		c->why = !from && c->pod && workload_at(s, &c->src) ? "source address is not the pod's own"
+								    : "no certificate for the source workload";
 		return -EACCES;
 	}
 	union addr peer = c->upstream;
@@ -46,7 +59,7 @@ int hbone_client_start(struct conn *c)
 		peer.in4.sin_port = htons(w->opts->hbone_port);
 	int err;
 	const struct service *svc = c->route == ROUTE_SERVICE ? c->dst_service : NULL;
-	struct tunnel *t = tunnel_get(w, src, c->dst_workload->identity, svc, &peer, &err);
+	struct tunnel *t = tunnel_get(w, c->pod, src, c->dst_workload->identity, svc, &peer, &err);
 	if (!t) {
 		c->why = "tunnel";
 		return err;
@@ -60,9 +73,10 @@ int hbone_client_start(struct conn *c)
 	return err;
 }
 
-int hbone_server_ctx(struct worker *w, const union addr *local, WOLFSSL_CTX **ctx)
+int hbone_server_ctx(struct tunnel *t, WOLFSSL_CTX **ctx)
 {
-	const struct local_identity *id = identity_of(w->snap, workload_at(w->snap, local));
+	const struct snapshot *s = t->w->snap;
+	const struct local_identity *id = identity_of(s, pod_workload_at(s, t->pod, &t->local));
 	if (!id)
 		return -ENOENT;
 	*ctx = id->server;
@@ -71,7 +85,8 @@ int hbone_server_ctx(struct worker *w, const union addr *local, WOLFSSL_CTX **ct
 
 bool hbone_trusted_peer(struct tunnel *t, const char *peer_id)
 {
-	const struct local_identity *id = identity_of(t->w->snap, workload_at(t->w->snap, &t->local));
+	const struct snapshot *s = t->w->snap;
+	const struct local_identity *id = identity_of(s, pod_workload_at(s, t->pod, &t->local));
 	if (!id)
 		return false;
 	snprintf(t->src_id, sizeof(t->src_id), "%s", id->id);
@@ -98,6 +113,7 @@ int hbone_server_begin(struct tunnel *t, int32_t stream_id)
 	if (!c)
 		return -ENOMEM;
 	c->tunnel = t;
+	c->pod = pod_ref(t->pod);	/* its upstream socket goes in the pod's netns */
 	c->stream_id = stream_id;
 	c->stream_side = SIDE_CLIENT;
 	c->pump = &pump_hbone_ops;
@@ -169,7 +185,8 @@ static void server_request(struct conn *c)
 	}
 	/* Local: the workload that owns the address the tunnel came in on. */
 	struct route r;
-	const struct workload *here = c->tunnel ? workload_at(c->snap, &c->tunnel->local) : NULL;
+	const struct workload *here =
+		c->tunnel ? pod_workload_at(c->snap, c->pod, &c->tunnel->local) : NULL;
 	if (!c->snap || route_lookup(c->snap->routes, &c->dst, 0, &r) < 0 ||
 	    r.kind != ROUTE_WORKLOAD || r.workload != here) {
 		refuse(c, 401, -EACCES, "destination is not a local workload");

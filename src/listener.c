@@ -6,6 +6,7 @@
 #include "zring/fdbudget.h"
 #include "zring/tunnel.h"
 #include "zring/log.h"
+#include "zring/pod.h"
 #include "zring/ring.h"
 #include "zring/worker.h"
 
@@ -59,6 +60,9 @@ int listener_open(struct worker *w, enum role role, const union addr *addr,
 		free(l);
 		return fd;
 	}
+	/* Counted here and in listener_free: node-agent mode opens and closes
+	 * listeners while running, as pods come and go. */
+	fdb_opened(1);
 	l->w = w;
 	l->fd = fd;
 	l->role = role;
@@ -189,7 +193,10 @@ void listener_free(struct listener *l)
 {
 	if (!l)
 		return;
-	if (l->fd >= 0)
+	if (l->fd >= 0) {
 		close(l->fd);
+		fdb_closed(1);
+	}
+	pod_unref(l->pod);
 	free(l);
 }

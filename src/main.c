@@ -6,6 +6,7 @@
 #include "zring/control.h"
 #include "zring/fdbudget.h"
 #include "zring/log.h"
+#include "zring/nodeagent.h"
 #include "zring/tls.h"
 #include "zring/opts.h"
 #include "zring/snapshot.h"
@@ -53,7 +54,8 @@ static void stop_workers(struct worker **ws, unsigned started, unsigned n)
 		worker_free(ws[i]);
 }
 
-static int run(const struct opts *o, struct snapshot_slot *slot, struct watch *watch)
+static int run(const struct opts *o, struct snapshot_slot *slot, struct watch *watch,
+	       struct nodeagent *na)
 {
 	int done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (done_fd < 0)
@@ -67,6 +69,8 @@ static int run(const struct opts *o, struct snapshot_slot *slot, struct watch *w
 		if (!ws[n])
 			break;
 	}
+	if (na)
+		nodeagent_attach(na, ws, n);
 	for (; err == 0 && started < n; started++)
 		err = worker_start(ws[started]);
 	if (err == 0) {
@@ -74,14 +78,19 @@ static int run(const struct opts *o, struct snapshot_slot *slot, struct watch *w
 		 * control thread adds a signalfd, a ring and an inotify fd. */
 		fdb_init();
 		fdb_opened(3);
+		if (na)
+			nodeagent_sync(na);	/* the pods of the config loaded at start */
 		struct log_line l;
 		if (log_begin(&l, LOG_INFO, "ready")) {
 			log_u64(&l, "workers", o->workers);
 			log_str(&l, "pump", o->pump == PUMP_COPY ? "copy" : "splice");
+			log_str(&l, "mode", na ? "node-agent" : "sidecar");
+			if (na)
+				log_u64(&l, "pods", na->npods);
 			log_str(&l, "version", ZRING_VERSION);
 			log_end(&l);
 		}
-		err = control_run(ws, n, done_fd, watch);
+		err = control_run(ws, n, done_fd, watch, na);
 		if (err < 0)
 			log_msg_err(LOG_ERROR, "control thread failed", "control", err);
 	}
@@ -124,16 +133,28 @@ int main(int argc, char **argv)
 			    "(needs CAP_NET_ADMIN; --mark 0 disables marking)", "mark", ret);
 		return 1;
 	}
+	if (o.node_agent && !o.config)
+		log_msg(LOG_WARN, "node-agent mode without --config: no pod to serve");
+	if (o.node && !o.node_agent)
+		log_msg(LOG_WARN, "--node is ignored without --node-agent");
 	struct snapshot_slot slot;
 	struct watch watch;
+	struct nodeagent *na = NULL;
+	slot_init(&slot);
+	if (o.node_agent && (ret = nodeagent_new(&o, &slot, &na)) < 0) {
+		log_msg_err(LOG_ERROR, "node-agent mode cannot switch network namespaces "
+			    "(needs CAP_SYS_ADMIN)", "setns", ret);
+		slot_deinit(&slot);
+		return 1;
+	}
 	fdb_init();
 	tls_global_init();
-	slot_init(&slot);
 	ret = watch_init(&watch, o.config, o.certs, &slot);
 	if (ret == 0)
-		ret = run(&o, &slot, &watch);
+		ret = run(&o, &slot, &watch, na);
 	else
 		ret = 1;
+	nodeagent_free(na);
 	watch_deinit(&watch);
 	slot_deinit(&slot);
 	tls_global_deinit();

@@ -11,18 +11,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 enum opt_id {
 	O_CONFIG = 256, O_CERTS, O_HBONE, O_HBONE_PORT, O_MAX_STREAMS, O_POOL_IDLE, O_OUTBOUND, O_INBOUND, O_WORKERS, O_DRAIN, O_CONNECT, O_IDLE,
-	O_MARK, O_PUMP, O_PIPES, O_BUFFERS, O_LEVEL, O_FORMAT,
+	O_MARK, O_PUMP, O_PIPES, O_BUFFERS, O_LEVEL, O_FORMAT, O_NODE_AGENT, O_NODE,
 };
 
 struct opt_def {
 	const char *flag;
 	const char *env;
 	int id;
-	const char *arg;
+	const char *arg;	/* NULL: a switch (its variable takes 1/true/0/false) */
 	const char *help;
 };
 
@@ -63,6 +64,10 @@ static const struct opt_def defs[] = {
 	  "error, warn, info or debug (default info)" },
 	{ "log-format", "ZRING_LOG_FORMAT", O_FORMAT, "FMT",
 	  "text (logfmt) or json (default text)" },
+	{ "node-agent", "ZRING_NODE_AGENT", O_NODE_AGENT, NULL,
+	  "serve every pod of the config in its own network namespace (zringNetns)" },
+	{ "node", "ZRING_NODE", O_NODE, "NAME",
+	  "node-agent mode: serve only the workloads whose node is NAME (default: all)" },
 };
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -131,10 +136,36 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 	return 0;
 }
 
+/* A switch's environment value: 1/true/yes/on or 0/false/no/off. */
+static int parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = { "1", "true", "yes", "on" };
+	static const char *const no[] = { "0", "false", "no", "off" };
+	for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
+		if (strcasecmp(s, yes[i]) == 0 || strcasecmp(s, no[i]) == 0) {
+			*out = strcasecmp(s, yes[i]) == 0;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* v is NULL for a switch given on the command line. */
 static int apply(struct opts *o, int id, const char *v)
 {
 	unsigned long n;
 	switch (id) {
+	case O_NODE_AGENT:
+		if (!v) {
+			o->node_agent = true;
+			return 0;
+		}
+		return parse_bool(v, &o->node_agent);
+	case O_NODE:
+		if (!*v)
+			return -EINVAL;
+		o->node = v;
+		return 0;
 	case O_CONFIG:
 		if (!*v)
 			return -EINVAL;
@@ -248,8 +279,10 @@ int opts_parse(struct opts *o, int argc, char **argv, char *err, size_t errlen)
 		const char *v = getenv(defs[i].env);
 		if (v && apply(o, defs[i].id, v) < 0)
 			return fail(err, errlen, "invalid value '%s' for %s (expected %s)",
-				    v, defs[i].env, defs[i].arg);
-		longopts[i] = (struct option){ defs[i].flag, required_argument, NULL, defs[i].id };
+				    v, defs[i].env, defs[i].arg ? defs[i].arg : "1, true, 0 or false");
+		longopts[i] = (struct option){ defs[i].flag,
+					       defs[i].arg ? required_argument : no_argument,
+					       NULL, defs[i].id };
 	}
 	longopts[i++] = (struct option){ "help", no_argument, NULL, 'h' };
 	longopts[i++] = (struct option){ "version", no_argument, NULL, 'V' };
@@ -285,7 +318,7 @@ void opts_usage(FILE *f)
 		   "environment variable in brackets; the flag wins.\n\n");
 	for (size_t i = 0; i < ARRAY_SIZE(defs); i++) {
 		char lhs[64];
-		snprintf(lhs, sizeof(lhs), "--%s %s", defs[i].flag, defs[i].arg);
+		snprintf(lhs, sizeof(lhs), "--%s %s", defs[i].flag, defs[i].arg ? defs[i].arg : "");
 		fprintf(f, "  %-30s %s [%s]\n", lhs, defs[i].help, defs[i].env);
 	}
 	fprintf(f, "  %-30s %s\n  %-30s %s\n", "-h, --help", "this help",

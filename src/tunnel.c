@@ -10,6 +10,7 @@
 #include "zring/hbone.h"
 #include "zring/listener.h"
 #include "zring/log.h"
+#include "zring/pod.h"
 #include "zring/ring.h"
 #include "zring/worker.h"
 
@@ -82,11 +83,12 @@ static void tunnel_free(struct tunnel *t)
 	free(t->alt_ids);
 	free(t->alt_key);
 	free(t->rx);
+	pod_unref(t->pod);
 	free(t);
 	w->fds_freed = true;
 }
 
-static void tunnel_put(struct tunnel *t)
+void tunnel_put(struct tunnel *t)
 {
 	if (t->closing && t->inflight == 0)
 		tunnel_free(t);
@@ -464,13 +466,14 @@ void tunnel_accept(struct listener *l, int fd)
 		fdb_closed(1);
 		return;
 	}
+	t->pod = pod_ref(l->pod);
 	socklen_t len = sizeof(t->peer);
 	getpeername(fd, &t->peer.sa, &len);
 	addr_unmap(&t->peer);
 	len = sizeof(t->local);
 	getsockname(fd, &t->local.sa, &len);
 	addr_unmap(&t->local);
-	int err = hbone_server_ctx(w, &t->local, &ctx);
+	int err = hbone_server_ctx(t, &ctx);
 	if (err == 0 && (err = tls_init(&t->tls, ctx, true)) == 0)
 		err = new_session(t);
 	if (err < 0) {
@@ -485,10 +488,10 @@ void tunnel_accept(struct listener *l, int fd)
 
 /* --- client side: pool and connect --- */
 
-static bool pool_match(const struct tunnel *t, const char *src, const char *want,
-		       const char *alt_key, const union addr *addr, unsigned cap)
+static bool pool_match(const struct tunnel *t, const struct pod *pod, const char *src,
+		       const char *want, const char *alt_key, const union addr *addr, unsigned cap)
 {
-	return !t->server && !t->closing && !t->draining && t->nstreams < cap &&
+	return !t->server && !t->closing && !t->draining && t->nstreams < cap && t->pod == pod &&
 	       addr_equal(&t->peer, addr) && strcmp(t->want_id, want) == 0 &&
 	       strcmp(t->src_id, src) == 0 &&
 	       strcmp(t->alt_key ? t->alt_key : "", alt_key ? alt_key : "") == 0;
@@ -513,9 +516,9 @@ static int copy_alts(struct tunnel *t, const struct service *svc)
 static int tunnel_connect(struct tunnel *t)
 {
 	struct worker *w = t->w;
-	int fd = socket(t->peer.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = pod_socket(t->pod, t->peer.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	fdb_opened(1);
 	t->fd = fd;
 	uint32_t mark = w->opts->mark;
@@ -534,19 +537,21 @@ static int tunnel_connect(struct tunnel *t)
 	return 0;
 }
 
-struct tunnel *tunnel_get(struct worker *w, const struct local_identity *src, const char *want,
-			  const struct service *svc, const union addr *addr, int *err)
+struct tunnel *tunnel_get(struct worker *w, struct pod *pod, const struct local_identity *src,
+			  const char *want, const struct service *svc, const union addr *addr,
+			  int *err)
 {
 	unsigned cap = w->opts->hbone_max_streams;
 	const char *alt_key = svc && svc->nsans ? svc->key : NULL;
 	for (struct tunnel *t = w->tunnels; t; t = t->next)
-		if (pool_match(t, src->id, want, alt_key, addr, cap))
+		if (pool_match(t, pod, src->id, want, alt_key, addr, cap))
 			return t;
 	struct tunnel *t = tunnel_new(w, false, -1);
 	if (!t) {
 		*err = -ENOMEM;
 		return NULL;
 	}
+	t->pod = pod_ref(pod);
 	t->peer = *addr;
 	snprintf(t->want_id, sizeof(t->want_id), "%s", want);
 	snprintf(t->src_id, sizeof(t->src_id), "%s", src->id);
@@ -664,28 +669,34 @@ void tunnel_tick(struct worker *w)
 			t = next;
 			continue;
 		}
-		/* Idle pooled tunnels go after the timeout; while draining, a
-		 * tunnel without streams has nothing left to carry. */
+		/* Idle pooled tunnels go after the timeout; while draining (the
+		 * worker, the tunnel's pod, or the peer: GOAWAY), a tunnel
+		 * without streams has nothing left to carry. */
 		if (!t->closing && t->nstreams == 0 &&
-		    ((!t->server && w->now_ns - t->idle_since_ns >= idle) || w->draining)) {
-			tunnel_close(t, 0, w->draining ? "drained" : "idle");
+		    ((!t->server && w->now_ns - t->idle_since_ns >= idle) || w->draining ||
+		     t->draining)) {
+			tunnel_close(t, 0, w->draining || t->draining ? "drained" : "idle");
 			tunnel_put(t);
 		}
 		t = next;
 	}
 }
 
+void tunnel_drain(struct tunnel *t)
+{
+	if (t->closing || t->draining)
+		return;
+	t->draining = true;
+	if (t->server && t->ready) {
+		nghttp2_submit_goaway(t->h2, NGHTTP2_FLAG_NONE,
+				      nghttp2_session_get_last_proc_stream_id(t->h2),
+				      NGHTTP2_NO_ERROR, NULL, 0);
+		tunnel_flush(t);
+	}
+}
+
 void tunnel_drain_all(struct worker *w)
 {
-	for (struct tunnel *t = w->tunnels; t; t = t->next) {
-		if (t->closing || t->draining)
-			continue;
-		t->draining = true;
-		if (t->server && t->ready) {
-			nghttp2_submit_goaway(t->h2, NGHTTP2_FLAG_NONE,
-					      nghttp2_session_get_last_proc_stream_id(t->h2),
-					      NGHTTP2_NO_ERROR, NULL, 0);
-			tunnel_flush(t);
-		}
-	}
+	for (struct tunnel *t = w->tunnels; t; t = t->next)
+		tunnel_drain(t);
 }

@@ -9,6 +9,7 @@
 #include "zring/fdbudget.h"
 #include "zring/listener.h"
 #include "zring/log.h"
+#include "zring/nodeagent.h"
 #include "zring/ring.h"
 #include "zring/tls.h"
 #include "zring/tunnel.h"
@@ -102,20 +103,25 @@ struct worker *worker_new(unsigned id, const struct opts *opts, struct snapshot_
 	w->rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)id << 32) ^ now_ns();
 	w->done_fd = done_fd;
 	w->wake_fd = -1;
-	w->listeners = calloc(opts->outbound.n + opts->inbound.n + opts->hbone.n,
-			      sizeof(*w->listeners));
+	nodeagent_inbox_init(&w->pod_inbox);
+	w->listeners_cap = opts->outbound.n + opts->inbound.n + opts->hbone.n;
+	w->listeners = calloc(w->listeners_cap, sizeof(*w->listeners));
 	w->wake_fd = eventfd(0, EFD_CLOEXEC);
 	if (!w->listeners || w->wake_fd < 0) {
 		*err = w->listeners ? -errno : -ENOMEM;
 		goto fail;
 	}
-	*err = open_listeners(w, ROLE_OUTBOUND, &opts->outbound);
-	if (*err == 0)
-		*err = open_listeners(w, ROLE_INBOUND, &opts->inbound);
-	if (*err == 0 && opts->certs)
-		*err = open_listeners(w, ROLE_HBONE, &opts->hbone);
-	if (*err == 0 && w->nlisteners == 0)
-		*err = -EADDRNOTAVAIL;
+	/* A node agent listens in its pods' namespaces only (nodeagent.c). */
+	*err = 0;
+	if (!opts->node_agent) {
+		*err = open_listeners(w, ROLE_OUTBOUND, &opts->outbound);
+		if (*err == 0)
+			*err = open_listeners(w, ROLE_INBOUND, &opts->inbound);
+		if (*err == 0 && opts->certs)
+			*err = open_listeners(w, ROLE_HBONE, &opts->hbone);
+		if (*err == 0 && w->nlisteners == 0)
+			*err = -EADDRNOTAVAIL;
+	}
 	if (*err < 0)
 		goto fail;
 	op_init(&w->op_wake, OP_WAKE, 0);
@@ -200,6 +206,7 @@ static void on_tick(struct worker *w, const struct io_uring_cqe *cqe)
 		return;
 	expire_idle(w);
 	conn_retry_parked(w);
+	nodeagent_worker_tick(w);
 	tunnel_tick(w);
 	if (w->draining && w->now_ns >= w->drain_deadline_ns && w->nconns)
 		close_all(w, 0, "drain deadline");
@@ -212,6 +219,9 @@ static void on_wake(struct worker *w, const struct io_uring_cqe *cqe)
 	if (w->stopped)
 		return;
 	unsigned cmd = atomic_exchange(&w->cmd, 0);
+	/* Pods first: a drain then closes the listeners just adopted too. */
+	if (cmd & WORKER_CMD_PODS)
+		nodeagent_worker_wake(w);
 	if (cmd & WORKER_CMD_DRAIN)
 		start_drain(w);
 	arm_wake(w);
@@ -438,10 +448,15 @@ int worker_start(struct worker *w)
 	return w->start_err;
 }
 
+void worker_post(struct worker *w, unsigned cmd)
+{
+	atomic_fetch_or(&w->cmd, cmd);
+	eventfd_write(w->wake_fd, 1);
+}
+
 void worker_drain(struct worker *w)
 {
-	atomic_fetch_or(&w->cmd, WORKER_CMD_DRAIN);
-	eventfd_write(w->wake_fd, 1);
+	worker_post(w, WORKER_CMD_DRAIN);
 }
 
 void worker_notify(struct worker *w)
@@ -454,6 +469,7 @@ void worker_free(struct worker *w)
 	if (!w)
 		return;
 	pthread_join(w->thread, NULL);
+	nodeagent_worker_free(w);
 	free_listeners(w);
 	close(w->wake_fd);
 	free(w->deferred);
@@ -469,6 +485,20 @@ void worker_listener_closed(struct worker *w, struct listener *l)
 		}
 	}
 	listener_free(l);
+}
+
+int worker_add_listener(struct worker *w, struct listener *l)
+{
+	if (w->nlisteners == w->listeners_cap) {
+		unsigned cap = w->listeners_cap ? w->listeners_cap * 2 : 8;
+		struct listener **p = realloc(w->listeners, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		w->listeners = p;
+		w->listeners_cap = cap;
+	}
+	w->listeners[w->nlisteners++] = l;
+	return 0;
 }
 
 void worker_pause_accept(struct worker *w, int err)

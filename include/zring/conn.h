@@ -29,6 +29,7 @@
 
 struct worker;
 struct hbone_req;
+struct pod;
 
 enum { SIDE_CLIENT = 0, SIDE_UPSTREAM = 1 };
 
@@ -44,6 +45,7 @@ struct conn {
 	union addr dst;		/* its original destination */
 	union addr upstream;	/* where routing sent it */
 	struct snapshot *snap;	/* the config it started with (a reference) */
+	struct pod *pod;	/* node-agent mode: its pod (a reference), else NULL */
 	const struct workload *dst_workload;	/* in snap, or NULL */
 	const struct service *dst_service;	/* in snap, for service routes */
 	uint8_t route;		/* enum route_kind */
@@ -77,7 +79,8 @@ void conn_accept(struct listener *l, int fd);
  * client side. NULL on allocation failure. */
 struct conn *conn_new_stream(struct worker *w, enum role role);
 
-/* Open the upstream socket and connect (io_uring, linked timeout). */
+/* Open the upstream socket (in c->pod's network namespace, if any) and
+ * connect (io_uring, linked timeout). */
 int conn_connect(struct conn *c);
 
 /*

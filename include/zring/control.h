@@ -10,6 +10,7 @@
 
 struct worker;
 struct watch;
+struct nodeagent;
 
 /* Block the signals control handles; call before starting any thread so
  * every thread inherits the mask. Also ignores SIGPIPE. */
@@ -18,9 +19,12 @@ void control_block_signals(void);
 /*
  * Run until every worker has ended (after a drain). `done_fd` is the
  * eventfd workers bump when they end; `watch` (already loaded) is started
- * here and reloads on file changes and SIGHUP. Returns 0, or -errno if the
- * control ring could not be set up (the caller then drains the workers).
+ * here and reloads on file changes and SIGHUP. `na` (node-agent mode, else
+ * NULL) serves the pods of every snapshot published. Returns 0, or -errno
+ * if the control ring could not be set up (the caller then drains the
+ * workers).
  */
-int control_run(struct worker **workers, unsigned n, int done_fd, struct watch *watch);
+int control_run(struct worker **workers, unsigned n, int done_fd, struct watch *watch,
+		struct nodeagent *na);
 
 #endif

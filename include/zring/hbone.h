@@ -33,9 +33,9 @@ struct worker;
  * 0 or -errno (the caller closes c). */
 int hbone_client_start(struct conn *c);
 
-/* Server side: the TLS context for the local workload at `local`, and its
- * identity into t->src_id. 0 or -ENOENT. */
-int hbone_server_ctx(struct worker *w, const union addr *local, WOLFSSL_CTX **ctx);
+/* Server side: the TLS context for the local workload at t->local (in
+ * node-agent mode, only if that is t's pod). 0 or -ENOENT. */
+int hbone_server_ctx(struct tunnel *t, WOLFSSL_CTX **ctx);
 bool hbone_trusted_peer(struct tunnel *t, const char *peer_id);
 
 /* Tunnel callbacks. */

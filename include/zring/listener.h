@@ -17,6 +17,7 @@
 #include "zring/op.h"
 
 struct worker;
+struct pod;
 
 enum role { ROLE_OUTBOUND, ROLE_INBOUND, ROLE_HBONE };
 
@@ -24,6 +25,7 @@ const char *role_name(enum role r);
 
 struct listener {
 	struct worker *w;
+	struct pod *pod;	/* node-agent mode: the pod it listens for (a reference) */
 	int fd;
 	enum role role;
 	union addr addr;
@@ -41,7 +43,9 @@ struct listener {
 /*
  * Open, bind and listen (SO_REUSEPORT). The socket is created here so bind
  * errors surface at startup; accepting starts with listener_arm. Returns 0
- * and *out, or -errno.
+ * and *out, or -errno. Only the socket is made here (in the calling
+ * thread's network namespace), so another thread may open a listener for
+ * a worker and hand it over; l->pod is the caller's to set.
  */
 int listener_open(struct worker *w, enum role role, const union addr *addr,
 		  struct listener **out);
@@ -63,7 +67,8 @@ void listener_resume(struct listener *l);
 void listener_on_accept(struct listener *l, const struct io_uring_cqe *cqe);
 void listener_on_retry(struct listener *l, const struct io_uring_cqe *cqe);
 
-/* Free a listener whose ops have all completed (or were never armed). */
+/* Free a listener whose ops have all completed (or were never armed);
+ * closes its socket and drops its pod reference. */
 void listener_free(struct listener *l);
 
 #endif

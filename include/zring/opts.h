@@ -46,6 +46,10 @@ struct opts {
 	unsigned buffers;		/* provided buffers per worker (copy pump) */
 	enum log_level log_level;
 	enum log_format log_format;
+	/* Node-agent mode: the listeners above are opened inside every
+	 * served pod's network namespace instead of zring's own. */
+	bool node_agent;
+	const char *node;		/* serve only workloads on this node, or NULL */
 	bool help;
 	bool version;
 };

@@ -11,7 +11,8 @@
  * stream end. A tunnel is freed like a conn: cancel, reap, then free.
  *
  * Client tunnels are pooled per worker, keyed by (source identity,
- * destination identity, destination address), up to --hbone-max-streams
+ * destination identity, destination address, and in node-agent mode the
+ * source pod, whose network namespace the socket lives in), up to --hbone-max-streams
  * streams each, and closed after --hbone-idle-timeout without streams.
  * An idle client tunnel sends an HTTP/2 PING every 10 s and is closed if
  * nothing comes back within 10 s more; a tunnel whose TLS handshake has
@@ -34,6 +35,7 @@ struct worker;
 struct conn;
 struct listener;
 struct local_identity;
+struct pod;
 
 #define TUNNEL_RX_SIZE (64 * 1024)
 #define TUNNEL_ID_MAX 256
@@ -41,6 +43,7 @@ struct local_identity;
 struct tunnel {
 	struct worker *w;
 	struct tunnel *prev, *next;	/* worker's list */
+	struct pod *pod;		/* node-agent mode: the pod it serves (a reference) */
 	int fd;
 	bool server;
 	struct tls tls;
@@ -82,11 +85,13 @@ void tunnel_accept(struct listener *l, int fd);
 /*
  * Client side: a tunnel from identity `src` to the peer at `addr` that
  * must prove identity `want`, from the worker's pool (one with room for a
- * stream) or newly connecting. NULL with *err on failure.
+ * stream) or newly connecting, its socket in `pod`'s network namespace
+ * (NULL: zring's own). NULL with *err on failure.
  */
 struct service;
-struct tunnel *tunnel_get(struct worker *w, const struct local_identity *src, const char *want,
-			  const struct service *svc, const union addr *addr, int *err);
+struct tunnel *tunnel_get(struct worker *w, struct pod *pod, const struct local_identity *src,
+			  const char *want, const struct service *svc, const union addr *addr,
+			  int *err);
 
 /* Open a CONNECT stream for c to `authority` ("ip:port"), with the client's
  * address in a forwarded header. 0 or -errno; c->stream_id is set. */
@@ -102,6 +107,13 @@ void tunnel_detach(struct tunnel *t, struct conn *c, bool reset);
 
 /* Close, resetting every stream. Idempotent. */
 void tunnel_close(struct tunnel *t, int err, const char *why);
+
+/* Free t if it is closing and nothing is in flight. */
+void tunnel_put(struct tunnel *t);
+
+/* No new streams on t (a server tunnel sends GOAWAY); the worker tick
+ * closes it once its last stream has ended. */
+void tunnel_drain(struct tunnel *t);
 
 /* Close idle pooled tunnels (worker tick) and, when draining, send GOAWAY. */
 void tunnel_tick(struct worker *w);

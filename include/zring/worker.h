@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "zring/bufring.h"
+#include "zring/nodeagent.h"
 #include "zring/op.h"
 #include "zring/opts.h"
 #include "zring/pipepool.h"
@@ -28,6 +29,7 @@ struct pump_dir;
 /* Commands from the control thread (bits of worker.cmd). */
 enum {
 	WORKER_CMD_DRAIN = 1u << 0,	/* close listeners, let connections finish */
+	WORKER_CMD_PODS = 1u << 1,	/* node agent: pods came or left (see nodeagent.h) */
 };
 
 struct worker {
@@ -42,7 +44,8 @@ struct worker {
 	bool ring_ready;
 
 	struct listener **listeners;
-	unsigned nlisteners;
+	unsigned nlisteners, listeners_cap;
+	struct nodeagent_inbox pod_inbox;	/* node-agent mode: pods posted by control */
 	bool accept_paused;		/* out of descriptors */
 	bool fds_freed;			/* a conn closed since the last loop */
 
@@ -85,7 +88,8 @@ struct worker {
 
 /*
  * Allocate a worker and open its listeners (bind errors come back here, on
- * the caller's thread). Takes nothing; on failure returns NULL with *err.
+ * the caller's thread); in node-agent mode it starts with none, pods' come
+ * later (nodeagent.h). Takes nothing; on failure returns NULL with *err.
  */
 struct worker *worker_new(unsigned id, const struct opts *opts, struct snapshot_slot *slot,
 			  int done_fd, int *err);
@@ -95,6 +99,9 @@ int worker_start(struct worker *w);
 
 /* Ask a running worker to drain (idempotent, any thread). */
 void worker_drain(struct worker *w);
+
+/* Set command bits and wake the worker (any thread). */
+void worker_post(struct worker *w, unsigned cmd);
 
 /* Wake a worker so it looks at the latest snapshot now (any thread). */
 void worker_notify(struct worker *w);
@@ -109,6 +116,10 @@ void worker_free(struct worker *w);
 
 /* A listener gave up its last in-flight op. */
 void worker_listener_closed(struct worker *w, struct listener *l);
+
+/* Own listener l from now on (worker thread; the caller arms it).
+ * 0 or -ENOMEM. */
+int worker_add_listener(struct worker *w, struct listener *l);
 
 /* Hold c (as an in-flight op would) and conn_put it at the loop boundary:
  * for code inside library callbacks that must not free c under them. */

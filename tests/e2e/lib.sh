@@ -645,3 +645,175 @@ soft_check() {
   for f in "${E2E_SOFT[@]}"; do msg+=$'\n'"  - $f"; done
   fail "$msg"
 }
+
+# ---------------------------------------------------------------- node agent (issue 6)
+#
+# "Nodes" and "pods" are network namespaces. A node has a bridge (zbr) whose
+# address 10.78.N.1/24 is its pods' gateway; each pod has one veth (eth0) on
+# that bridge, the address 10.78.N.IDX, a default route via the node, and the
+# capture rules installed inside it exactly as in sidecar mode. Nodes are
+# joined by a veth pair (10.78.0.N/24) and route each other's pod subnet.
+# zring runs in the node's namespace with --node-agent (zr_start NAME NODE_NS
+# ...) and opens each pod's listeners inside the pod's namespace.
+#
+#   na_node N                 node N: netns $(na_node_ns N), bridge 10.78.N.1
+#   na_link_nodes A B         a veth between nodes A and B, routes both ways
+#   na_pod NAME N IDX         pod NAME on node N at 10.78.N.IDX, capture rules in
+#   na_pod_ns NAME / na_pod_ip NAME / na_netns_path NAME
+#                             (the netns name and path are known before na_pod)
+#   na_workload NAME PROTO NODE IP [NETNS_PATH]
+#                             one workload (JSON) for pod NAME: uid uid-NAME,
+#                             identity default/NAME, zringNetns the pod's
+#                             (or the path given)
+#   na_config FILE JSON...    a config with those workloads
+#   na_server NAME PORT       the ZR1 server in pod NAME on its address; its
+#                             stderr (one line per connection) is na-server-NAME-PORT.log
+#   na_listeners NAME PORT    how many listening sockets PORT has in pod NAME
+#   na_listener_pids NAME PORT  their owners' PIDs, sorted and unique
+#   na_mark_packets NAME      packets the mark-exempt OUTPUT rule counted in pod NAME
+#   na_xfer_bg TAG NS ARGS... a zr_client.py xfer in the background; na_xfer_wait TAG
+
+declare -A NA_POD_IP=()
+
+na_node_ns() { echo "zr-$E2E_NAME-$$-n$1"; }
+
+na_node() {
+  local ns
+  ns="$(na_node_ns "$1")"
+  new_netns "$ns"
+  ip -n "$ns" link add zbr type bridge || skip "cannot create a bridge"
+  ip -n "$ns" addr add "10.78.$1.1/24" dev zbr
+  ip -n "$ns" link set zbr up
+  ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1
+}
+
+na_link_nodes() {
+  local a="$1" b="$2" na nb
+  na="$(na_node_ns "$a")"
+  nb="$(na_node_ns "$b")"
+  ip link add "zn$b" netns "$na" type veth peer name "zn$a" netns "$nb" ||
+    skip "cannot create a veth pair"
+  ip -n "$na" addr add "10.78.0.$a/24" dev "zn$b"
+  ip -n "$nb" addr add "10.78.0.$b/24" dev "zn$a"
+  ip -n "$na" link set "zn$b" up
+  ip -n "$nb" link set "zn$a" up
+  ip -n "$na" route add "10.78.$b.0/24" via "10.78.0.$b"
+  ip -n "$nb" route add "10.78.$a.0/24" via "10.78.0.$a"
+  wait_until 5 link_up "$na" "zn$b" || fail "veth between nodes $a and $b did not come up"
+}
+
+na_pod() {
+  local name="$1" node="$2" idx="$3" ns nodens
+  ns="$(na_pod_ns "$name")"
+  nodens="$(na_node_ns "$node")"
+  new_netns "$ns"
+  ip link add eth0 netns "$ns" type veth peer name "v$name" netns "$nodens" ||
+    skip "cannot create a veth pair"
+  ip -n "$nodens" link set "v$name" master zbr up
+  ip -n "$ns" addr add "10.78.$node.$idx/24" dev eth0
+  ip -n "$ns" link set eth0 up
+  ip -n "$ns" route add default via "10.78.$node.1"
+  NA_POD_IP[$name]="10.78.$node.$idx"
+  ip netns exec "$ns" iptables -w 10 -t nat -S >/dev/null 2>&1 || skip "iptables nat table unusable in a netns"
+  install_capture_in "$ns"
+  wait_until 5 link_up "$ns" eth0 || fail "pod $name: eth0 did not come up"
+}
+
+na_pod_ns() { echo "zr-$E2E_NAME-$$-$1"; }
+na_pod_ip() { echo "${NA_POD_IP[$1]}"; }
+na_netns_path() { echo "/var/run/netns/$(na_pod_ns "$1")"; }
+
+na_workload() {
+  local name="$1" proto="$2" node="$3" ip="$4" path="${5:-$(na_netns_path "$1")}"
+  printf '{"uid":"uid-%s","name":"%s","namespace":"default","serviceAccount":"%s","workloadIps":["%s"],"protocol":"%s","node":"%s","zringNetns":"%s"}' \
+    "$name" "$name" "$name" "$ip" "$proto" "$node" "$path"
+}
+
+na_config() {
+  local file="$1" sep="" w
+  shift
+  {
+    printf '{"workloads":[\n'
+    for w in "$@"; do printf '%s  %s' "$sep" "$w"; sep=$',\n'; done
+    printf '\n],"services":[],"policies":[]}\n'
+  } >"$file.tmp"
+  mv -f "$file.tmp" "$file"
+}
+
+na_server() {
+  local name="$1" port="$2" ns out
+  ns="$(na_pod_ns "$name")"
+  out="$E2E_TMP/na-server-$name-$port.out"
+  ip netns exec "$ns" "$PY" "$TOOLS/zr_server.py" --port "$port" --listen "$(na_pod_ip "$name")" \
+    >"$out" 2>"$E2E_TMP/na-server-$name-$port.log" &
+  track $!
+  wait_until 10 grep -qs READY "$out" || fail "test server in pod $name did not start"
+}
+
+na_listeners() {
+  ip netns exec "$(na_pod_ns "$1")" ss -Hltn "sport = :$2" | grep -c . || true
+}
+
+na_listener_pids() {
+  ip netns exec "$(na_pod_ns "$1")" ss -Hltnp "sport = :$2" |
+    sed -n 's/.*pid=\([0-9]*\).*/\1/p' | sort -u | tr '\n' ' ' | sed 's/ $//'
+}
+
+# na_expect_listeners NAME COUNT ZRING: pod NAME has COUNT sockets listening
+# on each of 15001 and 15006 (and 15008 with HBONE), owned by zring ZRING.
+na_expect_listeners() {
+  local name="$1" want="$2" zr="$3" port got
+  shift 3
+  for port in 15001 15006 "$@"; do
+    wait_until 5 na_listeners_are "$name" "$port" "$want" ||
+      fail "pod $name: $(na_listeners "$name" "$port") sockets listen on :$port, want $want"
+    if [ "$want" -gt 0 ]; then
+      got="$(na_listener_pids "$name" "$port")"
+      [ "$got" = "$(zr_pid "$zr")" ] || fail "pod $name :$port: listeners belong to PID(s) $got, want zring $zr ($(zr_pid "$zr"))"
+    fi
+  done
+}
+
+na_listeners_are() { [ "$(na_listeners "$1" "$2")" -eq "$3" ]; }
+
+na_mark_packets() {
+  ip netns exec "$(na_pod_ns "$1")" iptables -w 10 -t nat -L ZRING_OUTPUT -n -v -x |
+    awk 'index($0, "mark match 0x539") { print $1; exit }'
+}
+
+# na_xfer_bg TAG NS ARGS...: zr_client.py xfer ARGS in NS, in the background;
+# its result line goes to $E2E_TMP/xfer-TAG.out. na_xfer_wait TAG [TIMEOUT_S]
+# waits for it and fails the scenario unless it exited 0.
+# na_xfer_end TAG: when it ended (epoch seconds): its start plus the secs=
+# it reports, so a scenario busy checking other things meanwhile does not
+# blur the time.
+declare -A NA_XFER_PID=() NA_XFER_T0=()
+na_xfer_bg() {
+  local tag="$1" ns="$2"
+  shift 2
+  NA_XFER_T0[$tag]="$(now)"
+  ip netns exec "$ns" "$PY" "$TOOLS/zr_client.py" xfer "$@" >"$E2E_TMP/xfer-$tag.out" 2>&1 &
+  NA_XFER_PID[$tag]=$!
+  track "${NA_XFER_PID[$tag]}"
+}
+
+na_xfer_end() {
+  local secs
+  secs="$(sed -n 's/.* secs=\([0-9.]*\).*/\1/p' "$E2E_TMP/xfer-$1.out" | head -n1)"
+  awk -v a="${NA_XFER_T0[$1]}" -v b="${secs:-0}" 'BEGIN { printf "%.2f", a + b }'
+}
+
+na_xfer_wait() {
+  local tag="$1" t="${2:-60}" pid="${NA_XFER_PID[$1]}" rc=0
+  wait_gone "$pid" $((t * 10)) || fail "transfer $tag still running after $t s"
+  wait "$pid" || rc=$?
+  [ "$rc" -eq 0 ] || fail "transfer $tag failed: $(cat "$E2E_TMP/xfer-$tag.out")"
+  log "ok: transfer $tag: $(head -n1 "$E2E_TMP/xfer-$tag.out")"
+}
+
+# The access lines of zring ZR whose pod= is NAME and dir= is DIR.
+na_access() {
+  zr_access "$1" | sed 's/$/ /' | grep -F " pod=default/$2 " | grep -F " dir=$3 " | sed 's/ $//' || true
+}
+
+na_count() { na_access "$1" "$2" "$3" | grep -c . || true; }

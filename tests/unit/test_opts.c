@@ -13,7 +13,8 @@ static void clear_env(void)
 {
 	const char *vars[] = { "ZRING_OUTBOUND", "ZRING_INBOUND", "ZRING_WORKERS",
 			       "ZRING_DRAIN_TIMEOUT", "ZRING_CONNECT_TIMEOUT", "ZRING_IDLE_TIMEOUT",
-			       "ZRING_MARK", "ZRING_PUMP", "ZRING_LOG_LEVEL", "ZRING_LOG_FORMAT" };
+			       "ZRING_MARK", "ZRING_PUMP", "ZRING_LOG_LEVEL", "ZRING_LOG_FORMAT",
+			       "ZRING_NODE_AGENT", "ZRING_NODE" };
 	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
 		unsetenv(vars[i]);
 }
@@ -118,4 +119,48 @@ Test(opts, address_lists)
 	cr_assert_eq(l.n, 1);
 	cr_assert_eq(opts_parse_addrs(",", &l), -EINVAL);
 	cr_assert_eq(opts_parse_addrs("1:1:1:1,1.1.1.1:1", &l), -EINVAL);
+}
+
+Test(opts, node_agent_is_a_switch_and_node_a_name)
+{
+	struct opts o;
+	char err[256];
+	char *a0[] = { "zring", NULL };
+	cr_assert_eq(parse(&o, err, 1, a0), 0, "%s", err);
+	cr_assert_not(o.node_agent);
+	cr_assert_null(o.node);
+	/* The switch takes no value: what follows is the next flag. */
+	char *a1[] = { "zring", "--node-agent", "--node", "node-1", "--workers", "2", NULL };
+	cr_assert_eq(parse(&o, err, 6, a1), 0, "%s", err);
+	cr_assert(o.node_agent);
+	cr_assert_str_eq(o.node, "node-1");
+	cr_assert_eq(o.workers, 2);
+	char *a2[] = { "zring", "--node", "", NULL };
+	cr_assert_eq(parse(&o, err, 3, a2), -EINVAL);
+	cr_assert(strstr(err, "--node"), "%s", err);
+}
+
+Test(opts, node_agent_from_the_environment)
+{
+	struct opts o;
+	char err[256];
+	char *argv[] = { "zring", NULL };
+	const char *yes[] = { "1", "true", "TRUE", "yes", "on" };
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		setenv("ZRING_NODE_AGENT", yes[i], 1);
+		cr_assert_eq(parse(&o, err, 1, argv), 0, "%s", err);
+		cr_assert(o.node_agent, "%s", yes[i]);
+	}
+	setenv("ZRING_NODE_AGENT", "false", 1);
+	setenv("ZRING_NODE", "node-2", 1);
+	cr_assert_eq(parse(&o, err, 1, argv), 0, "%s", err);
+	cr_assert_not(o.node_agent);
+	cr_assert_str_eq(o.node, "node-2");
+	/* The flag wins over a variable that says no. */
+	char *a1[] = { "zring", "--node-agent", NULL };
+	cr_assert_eq(parse(&o, err, 2, a1), 0, "%s", err);
+	cr_assert(o.node_agent);
+	setenv("ZRING_NODE_AGENT", "maybe", 1);
+	cr_assert_eq(parse(&o, err, 1, argv), -EINVAL);
+	cr_assert(strstr(err, "ZRING_NODE_AGENT"), "%s", err);
 }
