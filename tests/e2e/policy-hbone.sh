@@ -14,7 +14,9 @@
 #     match the client, allow-client-8086 allows it;
 #   - a WorkloadSelector policy that the server workload lists
 #     (deny-selected, port 8087) denies; a Namespace policy of another
-#     namespace (deny-elsewhere, port 8080) does not apply.
+#     namespace (deny-elsewhere, port 8080) does not apply;
+#   - streams held open to an echo server (7000) are reset when B's config
+#     gains a Deny for them: A's clients see their connections end.
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -47,13 +49,17 @@ cat >"$cfg" <<JSON
   {"name":"deny-selected","namespace":"default","scope":"WorkloadSelector","action":"Deny",
    "rules":[[[{"destinationPorts":[8087]}]]]},
   {"name":"deny-elsewhere","namespace":"other","scope":"Namespace","action":"Deny",
-   "rules":[[[{"destinationPorts":[8080]}]]]}
+   "rules":[[[{"destinationPorts":[8080]}]]]},
+  {"name":"allow-echo","namespace":"default","scope":"Namespace","action":"Allow",
+   "rules":[[[{"principals":[{"Exact":"$P/client"}],"destinationPorts":[7000]}]]]}
 ]}
 JSON
 for p in 8080 8081 8082 8083 8084 8085 8086 8087; do start_server "$NS_S" "$p" "$S4"; done
 
 zr_start A "$NS_C" --config "$cfg" --certs "$certs"
-zr_start B "$NS_S" --config "$cfg" --certs "$certs"
+cfg_b="$E2E_TMP/b.json"	# B's own copy: the live re-evaluation below changes it alone
+cp "$cfg" "$cfg_b"
+zr_start B "$NS_S" --config "$cfg_b" --certs "$certs"
 
 b_line() { zr_access B | sed 's/$/ /' | grep -F " dst=$S4:$1 " | tail -n1; }
 b_lines() { zr_access B | sed 's/$/ /' | grep -cF " dst=$S4:$1 " || true; }
@@ -98,4 +104,23 @@ allowed 8086
 refused 8087 default/deny-selected
 # A tunnel that carried refusals still carries allowed streams.
 allowed 8080
+
+# Live re-evaluation through the tunnel: B alone gets a config that denies
+# the held streams.
+start_echo 7000
+hold_start held 7000
+hold open 3
+hold ping 5
+[ "$(hf echoed)" = 3 ] || fail "held streams do not echo: $ANSWER"
+sed 's/{"name":"deny-8082"/{"name":"deny-echo","namespace":"default","scope":"Namespace","action":"Deny","rules":[[[{"destinationPorts":[7000]}]]]},\n  &/' "$cfg" >"$cfg_b.tmp"
+grep -q deny-echo "$cfg_b.tmp" || fail "could not write B's new config"
+mv "$cfg_b.tmp" "$cfg_b"
+wait_until 5 at_least 2 zr_count B 'msg="config loaded"' || fail "B did not load the config with deny-echo"
+wait_until 5 at_least 3 b_lines 7000 || fail "B did not close the held streams: $(zr_access B | grep -c ":7000 ")"
+while read -r line; do
+  [ "$(access_field "$line" policy)" = default/deny-echo ] || fail "held stream's line does not name deny-echo: $line"
+done < <(zr_access B | sed 's/$/ /' | grep -F " dst=$S4:7000 ")
+hold ping 3
+[ "$(hf open)" = 0 ] && [ "$(hf broken)" = 3 ] || fail "A's clients still hold their streams: $ANSWER"
+hold_stop
 hbone_pass "HBONE streams are authorized by the client's mTLS identity; denials are 401 and name the policy"
