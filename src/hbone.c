@@ -7,6 +7,7 @@
 #include "zring/certs.h"
 #include "zring/conn.h"
 #include "zring/log.h"
+#include "zring/metrics.h"
 #include "zring/route.h"
 #include "zring/tunnel.h"
 #include "zring/worker.h"
@@ -36,6 +37,7 @@ int hbone_client_start(struct conn *c)
 	const struct local_identity *src = identity_of(s, workload_at(s, &c->src));
 	if (!src) {
 		c->why = "no certificate for the source workload";
+		c->rflag = RFLAG_IDENTITY_ERROR;
 		return -EACCES;
 	}
 	union addr peer = c->upstream;
@@ -178,6 +180,7 @@ static void server_request(struct conn *c)
 	c->route = ROUTE_WORKLOAD;
 	c->dst_workload = r.workload;
 	c->upstream = c->dst;
+	metrics_conn_open(c);	/* accepted: counted from here (a denial too) */
 	int err = conn_connect(c);
 	if (err < 0) {
 		refuse(c, 503, err, "upstream socket");

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "zring/bufring.h"
+#include "zring/metrics.h"
 #include "zring/op.h"
 #include "zring/opts.h"
 #include "zring/pipepool.h"
@@ -60,8 +61,13 @@ struct worker {
 
 	struct tunnel *tunnels;		/* HBONE tunnels, both sides */
 	unsigned ntunnels;
-	uint64_t tls_failures;
 	uint64_t next_conn_id;
+
+	/* Telemetry. The counters are written by this worker only and read by
+	 * the metrics renderer: relaxed atomics, see worker_count_*. */
+	struct metrics metrics;
+	_Atomic uint64_t tls_failures;
+	_Atomic uint64_t policy_denials;
 
 	_Atomic unsigned cmd;
 	int wake_fd;
@@ -113,7 +119,10 @@ void worker_listener_closed(struct worker *w, struct listener *l);
  * for code inside library callbacks that must not free c under them. */
 void worker_defer_put(struct worker *w, struct conn *c);
 
+/* Count a failed TLS handshake / a connection an authorization policy
+ * denied (worker thread only). */
 void worker_count_tls_failure(struct worker *w);
+void worker_count_policy_denial(struct worker *w);
 
 /* Out of descriptors: pause every listener of this worker for a moment. */
 void worker_pause_accept(struct worker *w, int err);
