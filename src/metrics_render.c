@@ -249,9 +249,11 @@ static void render_process(struct strbuf *out, const struct metrics_env *env)
 		gauge(out, "process_max_fds", "Limit of open file descriptors (soft).",
 		      rl.rlim_cur == RLIM_INFINITY ? 1e308 : (double)rl.rlim_cur);
 	double start = env->start_wall_ms ? (double)env->start_wall_ms / 1000.0 : p.start_s;
-	if (env->start_wall_ms || p.ok)
-		gauge(out, "process_start_time_seconds",
-		      "Start time of the process since the Unix epoch, in seconds.", start);
+	if (env->start_wall_ms || p.ok) {
+		family(out, "process_start_time_seconds", "gauge",
+		       "Start time of the process since the Unix epoch, in seconds.");
+		strbuf_printf(out, "process_start_time_seconds %.3f\n", start);
+	}
 }
 
 /* --- zring's own --- */

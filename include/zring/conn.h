@@ -79,11 +79,12 @@ struct conn {
 	const char *policy;
 };
 
-/* Does c (routed, not yet started) go through an HBONE tunnel? */
+/* Does c (routed, not yet started) go through an HBONE tunnel? Outbound
+ * only: inbound plaintext (15006) is for a local pod, reached directly. */
 static inline bool conn_via_hbone(const struct conn *c)
 {
-	return c->dst_workload && c->dst_workload->protocol == PROTO_HBONE &&
-	       c->snap && c->snap->certs;
+	return c->role == ROLE_OUTBOUND && c->dst_workload &&
+	       c->dst_workload->protocol == PROTO_HBONE && c->snap && c->snap->certs;
 }
 
 /* Take an accepted socket `fd` from listener l: find its original
