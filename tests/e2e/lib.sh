@@ -667,8 +667,9 @@ soft_check() {
 #                              tele_vip_up/tele_vip_down I; sets TELE_UP and
 #                              TELE_DOWN (direct) and TELE_VIP_UP /
 #                              TELE_VIP_DOWN: the bytes on the wire each way
-#   wire_up U D / wire_down U D    bytes a ZR1 transfer of U up and D down puts
-#                              on the wire client->server / server->client
+#   wire_up U D [RATE] / wire_down U D    bytes a ZR1 transfer of U up and
+#                              D down (at --down-rate RATE) puts on the wire
+#                              client->server / server->client
 #   metrics_get NS             GET http://127.0.0.1:15020/metrics (curl) from
 #                              the zring in netns NS into $METRICS_FILE
 #   metric_value NAME [LABELS] the sum of the samples of NAME in $METRICS_FILE
@@ -703,7 +704,7 @@ tele_config() {
 JSON
 }
 
-wire_up() { local h="ZR1 $1 $2 0"; echo $(($1 + ${#h} + 1)); }
+wire_up() { local h="ZR1 $1 $2 ${3:-0}"; echo $(($1 + ${#h} + 1)); }
 wire_down() { echo $(($2 + 64 + 1 + 64 + 1 + ${#1} + 1)); }
 tele_up() { echo $((1000 * $1 + 17)); }
 tele_down() { echo $((30000 * $1 + 5)); }

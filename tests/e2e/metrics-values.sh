@@ -89,7 +89,7 @@ sleep 2.5
 metrics_get "$NS_C"
 is istio_tcp_connections_opened_total "$direct" $((TELE_N + 2))
 is istio_tcp_connections_closed_total "$direct" $((TELE_N + 1))
-is istio_tcp_received_bytes_total "$direct" $((TELE_UP + $(wire_up 100000 400000)))
+is istio_tcp_received_bytes_total "$direct" $((TELE_UP + $(wire_up 100000 400000 100000)))
 sent="$(metric_value istio_tcp_sent_bytes_total "$direct")"
 (( sent > TELE_DOWN && sent < TELE_DOWN + 400000 )) ||
   soft_fail "mid-transfer: sent bytes $sent, want between $TELE_DOWN and $((TELE_DOWN + 400000))"
