@@ -660,7 +660,7 @@ soft_check() {
 #                              server, sa server) at S4, both in namespace
 #                              default, protocol PROTO (TCP or HBONE);
 #                              server-pod is the endpoint of service
-#                              web.default.svc.cluster.local, VIP $VIP:80 -> 8080
+#                              web.default.svc.cluster.local, VIP $TELE_VIP:80 -> 8080
 #   tele_traffic               TELE_N direct transfers (to S4:8080) and TELE_V
 #                              through the VIP, one at a time, sizes
 #                              tele_up/tele_down I (direct) and
@@ -678,7 +678,7 @@ soft_check() {
 #   metrics_promtool           `promtool check metrics` on $METRICS_FILE
 #                              (missing promtool: skip, or fail under CI=true)
 
-readonly VIP=10.96.0.10 TELE_CLOSED=8099 TELE_N=4 TELE_V=2
+readonly TELE_VIP=10.96.0.10 TELE_CLOSED=8099 TELE_N=4 TELE_V=2
 METRICS_FILE=""
 
 tele_topology() {
@@ -686,7 +686,7 @@ tele_topology() {
   e2e_topology
   install_capture_in "$NS_C"
   install_capture_in "$NS_S" --exclude-inbound-ports "$TELE_CLOSED"
-  route_vips "$VIP/32"
+  route_vips "$TELE_VIP/32"
 }
 
 tele_config() {
@@ -699,7 +699,7 @@ tele_config() {
    "services":{"default/web.default.svc.cluster.local":{"80":8080}}}
 ],"services":[
   {"name":"web","namespace":"default","hostname":"web.default.svc.cluster.local",
-   "vips":["/$VIP"],"ports":{"80":8080}}
+   "vips":["/$TELE_VIP"],"ports":{"80":8080}}
 ],"policies":[]}
 JSON
 }
@@ -722,7 +722,7 @@ tele_traffic() {
   done
   for ((i = 1; i <= TELE_V; i++)); do
     up="$(tele_vip_up "$i")" down="$(tele_vip_down "$i")"
-    client_ok "$NS_C" xfer --host "$VIP" --port 80 --up "$up" --down "$down"
+    client_ok "$NS_C" xfer --host "$TELE_VIP" --port 80 --up "$up" --down "$down"
     TELE_VIP_UP=$((TELE_VIP_UP + $(wire_up "$up" "$down")))
     TELE_VIP_DOWN=$((TELE_VIP_DOWN + $(wire_down "$up" "$down")))
   done

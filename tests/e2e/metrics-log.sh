@@ -96,7 +96,7 @@ phase() {
     down="$(wire_down "$(tele_vip_up "$i")" "$(tele_vip_down "$i")")"
     a="$(line_up A "$up")" b="$(line_up B "$up")"
     check_pair "$bdir" "$a" "$b" "$up" "$down"
-    want "$a" dst "$VIP:80"
+    want "$a" dst "$TELE_VIP:80"
     want "$a" route service
     want "$a" upstream "$S4:8080"
     want "$a" dst_service web.default.svc.cluster.local
