@@ -3,6 +3,7 @@
  * close and free. The byte moving itself is in pump*.c.
  */
 #include "zring/conn.h"
+#include "zring/authorize.h"
 #include "zring/fdbudget.h"
 #include "zring/hbone.h"
 #include "zring/log.h"
@@ -165,6 +166,8 @@ void conn_accept(struct listener *l, int fd)
 	metrics_conn_open(c);	/* labels known: from here on it is counted */
 	if (err < 0) {
 		conn_close(c, err, "no healthy endpoint", true);
+	} else if ((err = authorize_conn(c, c->snap)) < 0) {
+		conn_close(c, err, c->why, true);
 	} else if (origdst_is_self_fd(&c->dst, fd, c->w->opts) ||
 		   origdst_is_self_fd(&c->upstream, fd, c->w->opts)) {
 		conn_close(c, 0, "destination is zring itself", true);
@@ -372,6 +375,7 @@ static void conn_free(struct conn *c)
 	metrics_set_conns(&w->metrics, w->nconns);
 	snapshot_unref(c->snap);
 	free(c->peer_id);
+	free(c->policy);
 	free(c->req);
 	free(c);
 	/* Handled at the loop boundary: resuming others from inside a free

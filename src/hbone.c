@@ -4,6 +4,7 @@
  */
 #include "zring/hbone.h"
 #include "zring/hbone_request.h"
+#include "zring/authorize.h"
 #include "zring/certs.h"
 #include "zring/conn.h"
 #include "zring/log.h"
@@ -181,7 +182,13 @@ static void server_request(struct conn *c)
 	c->dst_workload = r.workload;
 	c->upstream = c->dst;
 	metrics_conn_open(c);	/* accepted: counted from here (a denial too) */
-	int err = conn_connect(c);
+	int err = authorize_conn(c, c->snap);
+	if (err < 0) {
+		refuse(c, 401, err, c->why);
+		worker_defer_put(c->w, c);
+		return;
+	}
+	err = conn_connect(c);
 	if (err < 0) {
 		refuse(c, 503, err, "upstream socket");
 		worker_defer_put(c->w, c);

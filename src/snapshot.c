@@ -10,7 +10,10 @@
 int snapshot_new(struct config *cfg_take, struct certstore *certs_take, struct snapshot **out)
 {
 	struct snapshot *s = calloc(1, sizeof(*s));
-	if (!s || route_build(cfg_take, &s->routes) < 0) {
+	if (!s || route_build(cfg_take, &s->routes) < 0 ||
+	    policy_index_new(cfg_take, &s->policies) < 0) {
+		if (s)
+			route_free(s->routes);
 		free(s);
 		config_unref(cfg_take);
 		certstore_unref(certs_take);
@@ -35,6 +38,7 @@ void snapshot_unref(struct snapshot *s)
 	if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	route_free(s->routes);
+	policy_index_free(s->policies);
 	config_unref(s->cfg);
 	certstore_unref(s->certs);
 	free(s);

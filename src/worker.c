@@ -4,6 +4,7 @@
  * See include/zring/worker.h.
  */
 #include "zring/worker.h"
+#include "zring/authorize.h"
 #include "zring/conn.h"
 #include "zring/fdbudget.h"
 #include "zring/listener.h"
@@ -294,6 +295,7 @@ static void refresh_snapshot(struct worker *w)
 	snapshot_unref(w->snap);
 	w->snap = s;
 	w->snap_version = s->version;
+	authorize_recheck(w, s);
 }
 
 uint32_t worker_random(struct worker *w)
@@ -343,10 +345,6 @@ void worker_count_tls_failure(struct worker *w)
 	count(&w->tls_failures);
 }
 
-void worker_count_policy_denial(struct worker *w)
-{
-	count(&w->policy_denials);
-}
 
 static void run_loop(struct worker *w)
 {

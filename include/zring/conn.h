@@ -73,10 +73,9 @@ struct conn {
 	struct metrics_series *series;
 	uint64_t reported[2];
 	uint8_t rflag;		/* enum metrics_flag, where a failure's kind is known */
-	/* "ns/name" of the authorization policy that denied the connection, or
-	 * NULL; it must stay valid until the conn is freed (e.g. a key in
-	 * c->snap). Logged as policy=, and response_flags becomes DENY. */
-	const char *policy;
+	/* "ns/name" of the policy that denied it (owned), or NULL; logged as
+	 * policy= (authorize.c sets it, and rflag to DENY). */
+	char *policy;
 };
 
 /* Does c (routed, not yet started) go through an HBONE tunnel? Outbound

@@ -159,8 +159,9 @@ void metrics_series_closed(struct metrics *m, struct metrics_series *s, uint64_t
 void metrics_conn_open(struct conn *c);
 void metrics_conn_close(struct conn *c);
 
-/* The response flag a conn ends with: DENY when c->policy is set, the flag
- * recorded in c->rflag, CONNECT when it never connected, else NONE. */
+/* The response flag a conn ends with: DENY when c->policy is set, else the
+ * flag recorded in c->rflag (authorize.c records DENY there), CONNECT when
+ * it never connected, else NONE. */
 enum metrics_flag metrics_conn_flag(const struct conn *c);
 const char *metrics_flag_name(enum metrics_flag f);
 

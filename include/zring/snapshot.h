@@ -17,6 +17,7 @@
 
 #include "zring/certs.h"
 #include "zring/config.h"
+#include "zring/policy.h"
 #include "zring/route.h"
 
 struct snapshot {
@@ -25,12 +26,13 @@ struct snapshot {
 	uint64_t loaded_at_ms;
 	struct config *cfg;
 	struct route_table *routes;
+	struct policy_index *policies;	/* cfg's authorization index */
 	struct certstore *certs;	/* local identities, or NULL without --certs */
 };
 
 /* Wrap cfg and certs (the caller's references move in; certs may be NULL)
- * with cfg's routing table. Returns 0 and *out (refs = 1), or -ENOMEM
- * (both are released). */
+ * with cfg's routing table and policy index. Returns 0 and *out
+ * (refs = 1), or -ENOMEM (both are released). */
 int snapshot_new(struct config *cfg_take, struct certstore *certs_take, struct snapshot **out);
 
 struct snapshot *snapshot_ref(struct snapshot *s);

@@ -64,10 +64,10 @@ struct worker {
 	uint64_t next_conn_id;
 
 	/* Telemetry. The counters are written by this worker only and read by
-	 * the metrics renderer: relaxed atomics, see worker_count_*. */
+	 * the metrics renderer: relaxed atomics. */
 	struct metrics metrics;
 	_Atomic uint64_t tls_failures;
-	_Atomic uint64_t policy_denials;
+	_Atomic uint64_t policy_denials;	/* connections refused or closed by policy */
 
 	_Atomic unsigned cmd;
 	int wake_fd;
@@ -119,10 +119,8 @@ void worker_listener_closed(struct worker *w, struct listener *l);
  * for code inside library callbacks that must not free c under them. */
 void worker_defer_put(struct worker *w, struct conn *c);
 
-/* Count a failed TLS handshake / a connection an authorization policy
- * denied (worker thread only). */
+/* Count a failed TLS handshake (worker thread only). */
 void worker_count_tls_failure(struct worker *w);
-void worker_count_policy_denial(struct worker *w);
 
 /* Out of descriptors: pause every listener of this worker for a moment. */
 void worker_pause_accept(struct worker *w, int err);

@@ -39,7 +39,7 @@ probe() {
 # error= of the access line for dst ADDR, which must exist and be set.
 expect_access_error() {
   local name="$1" addr="$2" line err
-  wait_until 5 test -n "$(access_to "$addr")" || fail "$name: no access line for dst=$addr"
+  wait_until 5 at_least 1 access_lines_to "$addr" || fail "$name: no access line for dst=$addr"
   line="$(access_to "$addr" | tail -n1)"
   err="$(access_field "$line" error)"
   if [ -z "$err" ] || [ "$err" = - ]; then fail "$name: access line has no error: $line"; fi

@@ -84,7 +84,7 @@ zring_wait_exit 4
 took="$(elapsed_since "$T0")"
 [ "$ZRING_RC" -eq 0 ] || fail "B: zring exited $ZRING_RC after the drain deadline, want 0"
 log "ok: B: transfer cut, zring exited 0 after ${took}s"
-wait_until 2 test "$(access_count)" -ge 1 || fail "B: no access line for the cut connection"
+wait_until 2 at_least 1 access_count || fail "B: no access line for the cut connection"
 
 # --- C: a second SIGTERM ------------------------------------------------------
 start_zring --drain-timeout 30s

@@ -23,7 +23,7 @@ inbound_ok() {
   local addr="$1" host="$2" before line
   before="$(access_to "$addr" | wc -l)"
   client_ok "$NS_S" xfer --host "$host" --port "$PORT" --up $((8 << 20)) --down $((8 << 20))
-  wait_until 5 test "$(access_to "$addr" | wc -l)" -gt "$before" ||
+  wait_until 5 at_least $((before + 1)) access_lines_to "$addr" ||
     fail "no access line for dst=$addr: the connection did not go through zring"
   line="$(access_to "$addr" | tail -n1)"
   log "zring: $line"

@@ -291,7 +291,7 @@ client_ok() {
 access_count() { grep -c 'msg=access' "$ZLOG" || true; }
 
 # at_least N CMD...: true when CMD's output (a number) is >= N. For wait_until,
-# which must re-run CMD on every poll: `wait_until 5 test "$(cmd)" -ge N`
+# which must re-run CMD on every poll (`wait_until 5 test "$(cmd)" -ge N`
 # would expand $(cmd) once, before the first poll.
 at_least() {
   local n="$1" v
@@ -660,7 +660,9 @@ soft_check() {
 #                              server, sa server) at S4, both in namespace
 #                              default, protocol PROTO (TCP or HBONE);
 #                              server-pod is the endpoint of service
-#                              web.default.svc.cluster.local, VIP $TELE_VIP:80 -> 8080
+#                              web.default.svc.cluster.local, VIP $TELE_VIP:80 -> 8080;
+#                              policy default/deny-$TELE_DENIED denies that
+#                              port (enforced by B)
 #   tele_traffic               TELE_N direct transfers (to S4:8080) and TELE_V
 #                              through the VIP, one at a time, sizes
 #                              tele_up/tele_down I (direct) and
@@ -678,7 +680,7 @@ soft_check() {
 #   metrics_promtool           `promtool check metrics` on $METRICS_FILE
 #                              (missing promtool: skip, or fail under CI=true)
 
-readonly TELE_VIP=10.96.0.10 TELE_CLOSED=8099 TELE_N=4 TELE_V=2
+readonly TELE_VIP=10.96.0.10 TELE_CLOSED=8099 TELE_DENIED=8097 TELE_N=4 TELE_V=2
 METRICS_FILE=""
 
 tele_topology() {
@@ -700,7 +702,10 @@ tele_config() {
 ],"services":[
   {"name":"web","namespace":"default","hostname":"web.default.svc.cluster.local",
    "vips":["/$TELE_VIP"],"ports":{"80":8080}}
-],"policies":[]}
+],"policies":[
+  {"name":"deny-$TELE_DENIED","namespace":"default","scope":"Namespace","action":"Deny",
+   "rules":[[[{"destinationPorts":[$TELE_DENIED]}]]]}
+]}
 JSON
 }
 

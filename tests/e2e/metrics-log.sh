@@ -7,7 +7,8 @@
 #      inbound: addresses, workloads (pod names), the service for VIP
 #      routes, security=none, no identities, bytes each way under both
 #      names, response_flags=-; a connection to a closed port is logged by
-#      A with response_flags=CONNECT;
+#      A with response_flags=CONNECT, one to a port a policy denies by B with
+#      response_flags=DENY and the policy's name;
 #   2. HBONE: A's lines carry both identities and mutual_tls, B's (dir=hbone)
 #      the client's forwarded address, workload and proven identity;
 #   3. --log-format json with a workload name full of quotes, backslashes
@@ -117,8 +118,10 @@ zr_start B "$NS_S" --config "$E2E_TMP/tcp.json" --workers 2
 tele_traffic
 client "$NS_C" probe --host "$S4" --port "$TELE_CLOSED" --within 5 >/dev/null ||
   fail "a connection to the closed port $S4:$TELE_CLOSED was not refused or reset"
-wait_lines A $((TELE_N + TELE_V + 1))
-wait_lines B $((TELE_N + TELE_V))
+client "$NS_C" probe --host "$S4" --port "$TELE_DENIED" --within 5 >/dev/null ||
+  fail "a connection to the denied port $S4:$TELE_DENIED was not reset"
+wait_lines A $((TELE_N + TELE_V + 2))
+wait_lines B $((TELE_N + TELE_V + 1))
 log "A: $(zr_access A | head -n1)"
 log "B: $(zr_access B | head -n1)"
 phase inbound none
@@ -132,8 +135,17 @@ want "$failed" up_bytes 0
 want "$failed" down_bytes 0
 [[ "$(access_field "$failed" error)" == '"upstream connect:'* ]] ||
   soft_fail "the failed connection's error is not the upstream connect: $failed"
-[ "$(zr_count A 'msg=access')" -eq $((TELE_N + TELE_V + 1)) ] || soft_fail "A: extra access lines"
-[ "$(zr_count B 'msg=access')" -eq $((TELE_N + TELE_V)) ] || soft_fail "B: extra access lines"
+# B denies by policy: DENY, and the policy named.
+denied="$(zr_access B | grep -F " dst=$S4:$TELE_DENIED " || true)"
+[ "$(grep -c . <<<"$denied")" -eq 1 ] || fail "B: want one access line for the denied port: $denied"
+want "$denied" response_flags DENY
+want "$denied" policy "default/deny-$TELE_DENIED"
+want "$denied" src_workload client-pod
+want "$denied" up_bytes 0
+[[ "$(access_field "$denied" error)" == '"denied by policy:'* ]] ||
+  soft_fail "the denied connection's error does not say so: $denied"
+[ "$(zr_count A 'msg=access')" -eq $((TELE_N + TELE_V + 2)) ] || soft_fail "A: extra access lines"
+[ "$(zr_count B 'msg=access')" -eq $((TELE_N + TELE_V + 1)) ] || soft_fail "B: extra access lines"
 zr_stop A
 zr_stop B
 soft_check

@@ -132,6 +132,7 @@ static void conn_fake_free(struct conn *c)
 	else
 		w->lru_tail = c->lru_prev;
 	free(c->peer_id);
+	free(c->policy);
 	free(c);
 }
 
@@ -376,7 +377,10 @@ Test(metrics, response_flags_follow_how_the_connection_ended)
 	cr_assert_eq(metrics_conn_flag(c), RFLAG_NONE);
 	c->rflag = RFLAG_TLS_FAILURE;
 	cr_assert_eq(metrics_conn_flag(c), RFLAG_TLS_FAILURE);
-	c->policy = "ns2/deny-all";
+	c->rflag = RFLAG_DENY;	/* denied with no policy to name: none allowed it */
+	cr_assert_eq(metrics_conn_flag(c), RFLAG_DENY);
+	c->rflag = RFLAG_NONE;
+	c->policy = strdup("ns2/deny-all");
 	cr_assert_eq(metrics_conn_flag(c), RFLAG_DENY);
 	cr_assert_str_eq(metrics_flag_name(RFLAG_DENY), "DENY");
 	cr_assert_str_eq(metrics_flag_name(RFLAG_NONE), "-");
@@ -541,7 +545,7 @@ Test(metrics, the_page_passes_promtool_with_hostile_values)
 	h->peer_id = strdup("spiffe://cluster.local/ns/evil/sa/\xff\"x\\y\nz");
 	metrics_conn_open(c);
 	metrics_conn_open(h);
-	c->policy = "ns2/deny";
+	c->policy = strdup("ns2/deny");
 	metrics_conn_close(c);
 	h->rflag = RFLAG_TLS_FAILURE;
 	metrics_conn_close(h);
@@ -803,7 +807,7 @@ Test(metrics, the_json_access_line_is_valid_with_hostile_values)
 	c->dir[0].bytes = 123;
 	c->dir[1].bytes = 45678;
 	w->now_ns += 2 * SEC;
-	c->policy = "ns2/\"deny\"\n";
+	c->policy = strdup("ns2/\"deny\"\n");
 	c->err = -ECONNRESET;
 	c->why = "client reset";
 
@@ -855,7 +859,7 @@ Test(metrics, an_access_line_too_long_for_its_buffer_stays_valid_json)
 	static char big[3001];
 	for (size_t i = 0; i + 2 < sizeof(big); i += 3)
 		memcpy(big + i, i % 2 ? "\xe2\x98\x83" : "\"\\\n", 3);
-	c->policy = big;
+	c->policy = strdup(big);
 	log_setup(LOG_INFO, LOG_JSON);
 	capture_access(c);
 	log_setup(LOG_INFO, LOG_TEXT);

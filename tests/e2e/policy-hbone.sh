@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2119,SC2317  # helpers with optional args; callbacks run via wait_until
+# Scenario: L4 authorization through the HBONE tunnel. zring B (server pod)
+# decides with the client's mTLS identity
+# (spiffe://cluster.local/ns/default/sa/client); zring A (client pod) gets
+# 401 for a denied CONNECT and resets its client.
+#   - 8080: allow-client (principals Exact .../sa/client) allows it;
+#   - 8081: no Allow policy matches: 401, B's access line says so;
+#   - 8082: allow-client matches but deny-8082 (Deny) wins: policy=default/deny-8082;
+#   - 8083: allow-other only admits .../sa/other (principal prefix match): refused;
+#   - 8084: allow-ns (namespaces Suffix "ault") and 8085: allow-sa
+#     (serviceAccounts default/client) allow it;
+#   - 8086: deny-not-sa (Deny, notServiceAccounts default/client) does not
+#     match the client, allow-client-8086 allows it;
+#   - a WorkloadSelector policy that the server workload lists
+#     (deny-selected, port 8087) denies; a Namespace policy of another
+#     namespace (deny-elsewhere, port 8080) does not apply.
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+e2e_begin policy-hbone
+hbone_topology
+certs="$E2E_TMP/certs"
+hbone_certs "$certs"
+cfg="$E2E_TMP/w.json"
+P='cluster.local/ns/default/sa'
+cat >"$cfg" <<JSON
+{"workloads":[
+  {"uid":"c1","name":"client","namespace":"default","serviceAccount":"client","workloadIps":["$C4"],"protocol":"HBONE"},
+  {"uid":"s1","name":"server","namespace":"default","serviceAccount":"server","workloadIps":["$S4"],"protocol":"HBONE",
+   "authorizationPolicies":["default/deny-selected"]}
+],"services":[],"policies":[
+  {"name":"allow-client","namespace":"default","scope":"Namespace","action":"Allow",
+   "rules":[[[{"principals":[{"Exact":"$P/client"}]}],[{"destinationPorts":[8080,8082]}]]]},
+  {"name":"deny-8082","namespace":"default","scope":"Namespace","action":"Deny",
+   "rules":[[[{"destinationPorts":[8082]}]]]},
+  {"name":"allow-other","namespace":"default","scope":"Namespace","action":"Allow",
+   "rules":[[[{"principals":[{"Prefix":"$P/other"}],"destinationPorts":[8083]}]]]},
+  {"name":"allow-ns","namespace":"default","scope":"Namespace","action":"Allow",
+   "rules":[[[{"namespaces":[{"Suffix":"ault"}],"destinationPorts":[8084]}]]]},
+  {"name":"allow-sa","namespace":"default","scope":"Namespace","action":"Allow",
+   "rules":[[[{"serviceAccounts":[{"namespace":"default","serviceAccount":"client"}],"destinationPorts":[8085]}]]]},
+  {"name":"deny-not-sa","namespace":"default","scope":"Namespace","action":"Deny",
+   "rules":[[[{"notServiceAccounts":[{"namespace":"default","serviceAccount":"client"}],"destinationPorts":[8086]}]]]},
+  {"name":"allow-client-8086","namespace":"default","scope":"Namespace","action":"Allow",
+   "rules":[[[{"principals":[{"Presence":[]}],"destinationPorts":[8086,8087]}]]]},
+  {"name":"deny-selected","namespace":"default","scope":"WorkloadSelector","action":"Deny",
+   "rules":[[[{"destinationPorts":[8087]}]]]},
+  {"name":"deny-elsewhere","namespace":"other","scope":"Namespace","action":"Deny",
+   "rules":[[[{"destinationPorts":[8080]}]]]}
+]}
+JSON
+for p in 8080 8081 8082 8083 8084 8085 8086 8087; do start_server "$NS_S" "$p" "$S4"; done
+
+zr_start A "$NS_C" --config "$cfg" --certs "$certs"
+zr_start B "$NS_S" --config "$cfg" --certs "$certs"
+
+b_line() { zr_access B | sed 's/$/ /' | grep -F " dst=$S4:$1 " | tail -n1; }
+b_lines() { zr_access B | sed 's/$/ /' | grep -cF " dst=$S4:$1 " || true; }
+
+allowed() {
+  local port="$1" line
+  client_ok "$NS_C" xfer --host "$S4" --port "$port" --up 200000 --down 200000
+  wait_until 5 at_least 1 b_lines "$port" || fail "$port: B logged no access line"
+  line="$(b_line "$port")"
+  log "allowed: $line"
+  [ "$(access_field "$line" src_identity)" = "$ID_CLIENT" ] || fail "$port: src_identity: $line"
+  [ "$(access_field "$line" error)" = - ] || fail "$port: error on an allowed connection: $line"
+}
+
+refused() {
+  local port="$1" policy="$2" line a
+  client_ok "$NS_C" probe --host "$S4" --port "$port" --within 3 --send 100
+  wait_until 5 at_least 1 b_lines "$port" || fail "$port: B logged no access line for the refusal"
+  line="$(b_line "$port")"
+  log "refused: $line"
+  [ "$(access_field "$line" dir)" = hbone ] || fail "$port: dir is not hbone: $line"
+  [ "$(access_field "$line" src_identity)" = "$ID_CLIENT" ] || fail "$port: src_identity: $line"
+  [[ "$(access_field "$line" error)" == *denied* || "$(access_field "$line" error)" == *"no allow policy"* ]] ||
+    fail "$port: B's access line does not say it was denied: $line"
+  if [ "$policy" = - ]; then
+    [ -z "$(access_field "$line" policy)" ] || fail "$port: names a policy though none decided: $line"
+  else
+    [ "$(access_field "$line" policy)" = "$policy" ] || fail "$port: policy is not $policy: $line"
+  fi
+  [ "$(access_field "$line" response_flags)" = DENY ] || fail "$port: response_flags is not DENY: $line"
+  [ "$(server_conns "$port")" = 0 ] || fail "$port: the server saw a connection"
+  a="$(zr_access A | sed 's/$/ /' | grep -F " dst=$S4:$port " | tail -n1)"
+  [[ "$(access_field "$a" error)" == *401* ]] || fail "$port: A's access line does not say 401: $a"
+}
+
+allowed 8080
+refused 8081 -
+refused 8082 default/deny-8082
+refused 8083 -
+allowed 8084
+allowed 8085
+allowed 8086
+refused 8087 default/deny-selected
+# A tunnel that carried refusals still carries allowed streams.
+allowed 8080
+hbone_pass "HBONE streams are authorized by the client's mTLS identity; denials are 401 and name the policy"

@@ -1,0 +1,830 @@
+/*
+ * L4 authorization: every match field and its `not` form, string matches,
+ * CIDRs (IPv4, IPv6, IPv4-mapped), rule/clause/match nesting, scopes,
+ * Allow/Deny combinations, dry-run, connections without an identity, and
+ * the index against a brute-force oracle on a large random config.
+ *
+ * Configs are written as users write them, in JSON, and go through the
+ * real parser. Expected values come from ztunnel's own tests (src/rbac.rs,
+ * src/state.rs) where it has one for the case.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "zring/config.h"
+#include "zring/policy.h"
+#include "zring/snapshot.h"
+
+/* ---- helpers ---- */
+
+static struct config *cfg;
+static struct policy_index *ix;
+
+static void teardown(void)
+{
+	policy_index_free(ix);
+	config_unref(cfg);
+	ix = NULL;
+	cfg = NULL;
+}
+
+static struct config *parse_ok(const char *json)
+{
+	struct config *c;
+	struct config_errors errs;
+	int err = config_parse(json, strlen(json), "test.json", &c, &errs);
+	if (err) {
+		config_errors_print(&errs, "test.json", stderr);
+		cr_assert_fail("parse failed (%d): %s", err, json);
+	}
+	config_errors_free(&errs);
+	return c;
+}
+
+/*
+ * Three workloads: a (ns1/sa1, 10.0.1.1 and fd00::1:1), b (ns2, 10.0.2.1),
+ * c (ns3, 10.0.3.1). a_refs and b_refs are the insides of their
+ * authorizationPolicies arrays; policies the inside of "policies".
+ */
+static void load(const char *a_refs, const char *b_refs, const char *policies)
+{
+	char *json;
+	cr_assert(asprintf(&json,
+		"{\"workloads\": ["
+		"{\"uid\": \"a\", \"namespace\": \"ns1\", \"serviceAccount\": \"sa1\","
+		" \"workloadIps\": [\"10.0.1.1\", \"fd00::1:1\"], \"authorizationPolicies\": [%s]},"
+		"{\"uid\": \"b\", \"namespace\": \"ns2\", \"workloadIps\": [\"10.0.2.1\"],"
+		" \"authorizationPolicies\": [%s]},"
+		"{\"uid\": \"c\", \"namespace\": \"ns3\", \"workloadIps\": [\"10.0.3.1\"]}"
+		"], \"policies\": [%s]}", a_refs, b_refs, policies) > 0);
+	teardown();
+	cfg = parse_ok(json);
+	free(json);
+	cr_assert_eq(policy_index_new(cfg, &ix), 0);
+}
+
+static const struct workload *wl(const char *uid)
+{
+	for (size_t i = 0; i < cfg->nworkloads; i++)
+		if (strcmp(cfg->workloads[i].uid, uid) == 0)
+			return &cfg->workloads[i];
+	cr_assert_fail("no workload %s", uid);
+	return NULL;
+}
+
+/* A connection: source and destination "ip:port", source identity or NULL. */
+struct conn {
+	const char *src, *dst, *id;
+};
+
+/* ztunnel's rbac.rs fixtures, with an IPv6 twist for the third. */
+static const struct conn PLAIN = { "10.1.0.1:1234", "10.0.1.1:8080", NULL };
+static const struct conn TLS = { "10.1.0.1:1234", "10.0.1.1:8080",
+				 "spiffe://cluster.local/ns/default/sa/web" };
+static const struct conn ALT = { "[fd00:2::3]:1234", "[fd00::1:1]:9090",
+				 "spiffe://td2/ns/other/sa/api" };
+
+static struct policy_result check(const char *uid, struct conn c)
+{
+	union addr src, dst;
+	cr_assert_eq(addr_parse(c.src, &src), 0, "%s", c.src);
+	cr_assert_eq(addr_parse(c.dst, &dst), 0, "%s", c.dst);
+	struct policy_request req = { .src = &src, .dst = &dst, .src_identity = c.id };
+	struct policy_result r;
+	policy_check(ix, wl(uid), &req, &r);
+	return r;
+}
+
+static const char *key_of(const struct policy *p)
+{
+	return p ? p->key : "(none)";
+}
+
+/* Asserts the verdict and the deciding policy ("ns/name" or NULL). */
+static void expect(const char *uid, struct conn c, enum policy_verdict v, const char *by)
+{
+	struct policy_result r = check(uid, c);
+	cr_assert_eq(r.verdict, v, "%s from %s (%s): got %s by %s", uid, c.src,
+		     c.id ? c.id : "no identity", policy_verdict_name(r.verdict),
+		     key_of(r.decided_by));
+	if (by)
+		cr_assert(r.decided_by && strcmp(r.decided_by->key, by) == 0,
+			  "decided by %s, expected %s", key_of(r.decided_by), by);
+	else
+		cr_assert_null(r.decided_by, "decided by %s", key_of(r.decided_by));
+}
+
+/* Does a Global Allow policy with these rules match c? (It is the only
+ * policy, so allowed <=> matched.) */
+static bool rules_match(const char *rules, struct conn c)
+{
+	char *pol;
+	cr_assert(asprintf(&pol, "{\"name\": \"p\", \"namespace\": \"ns1\", \"scope\": \"Global\","
+			   " \"action\": \"Allow\", \"rules\": %s}", rules) > 0);
+	load("", "", pol);
+	free(pol);
+	struct policy_result r = check("a", c);
+	cr_assert_eq(r.decided_by, r.verdict == POLICY_ALLOW ? &cfg->policies[0] : NULL);
+	return r.verdict == POLICY_ALLOW;
+}
+
+/* Does one match (a JSON object) match c? */
+static bool match1(const char *match, struct conn c)
+{
+	char *rules;
+	cr_assert(asprintf(&rules, "[[[%s]]]", match) > 0);
+	bool m = rules_match(rules, c);
+	free(rules);
+	return m;
+}
+
+struct row {
+	const char *match;
+	int plain, tls, alt;	/* expected: 1 matches, 0 does not */
+};
+
+static void run_rows(const struct row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		cr_expect_eq(match1(rows[i].match, PLAIN), rows[i].plain, "%s, plaintext",
+			     rows[i].match);
+		cr_expect_eq(match1(rows[i].match, TLS), rows[i].tls, "%s, tls", rows[i].match);
+		cr_expect_eq(match1(rows[i].match, ALT), rows[i].alt, "%s, alt", rows[i].match);
+	}
+}
+
+#define POL(name, ns, scope, action, rules) \
+	"{\"name\": \"" name "\", \"namespace\": \"" ns "\", \"scope\": \"" scope \
+	"\", \"action\": \"" action "\", \"rules\": " rules "}"
+#define DRY(name, ns, scope, action, rules) \
+	"{\"name\": \"" name "\", \"namespace\": \"" ns "\", \"scope\": \"" scope \
+	"\", \"action\": \"" action "\", \"dryRun\": true, \"rules\": " rules "}"
+
+#define PORT(p) "[[[{\"destinationPorts\": [" #p "]}]]]"
+#define PRINCIPAL(p) "[[[{\"principals\": [{\"Exact\": \"" p "\"}]}]]]"
+#define ANY "[[]]"
+
+TestSuite(policy, .fini = teardown);
+
+/* ---- match fields ---- */
+
+Test(policy, identity_fields_and_their_not_forms)
+{
+	static const struct row rows[] = {
+		{ "{\"namespaces\": [{\"Exact\": \"default\"}]}", 0, 1, 0 },
+		{ "{\"notNamespaces\": [{\"Exact\": \"default\"}]}", 1, 0, 1 },
+		{ "{\"serviceAccounts\": [{\"namespace\": \"default\", \"serviceAccount\": \"web\"}]}",
+		  0, 1, 0 },
+		{ "{\"notServiceAccounts\": [{\"namespace\": \"default\", \"serviceAccount\": \"web\"}]}",
+		  1, 0, 1 },
+		/* the trust domain is not part of a service-account match */
+		{ "{\"serviceAccounts\": [{\"namespace\": \"other\", \"serviceAccount\": \"api\"}]}",
+		  0, 0, 1 },
+		/* namespace and account must both match */
+		{ "{\"serviceAccounts\": [{\"namespace\": \"default\", \"serviceAccount\": \"api\"}]}",
+		  0, 0, 0 },
+		{ "{\"principals\": [{\"Exact\": \"cluster.local/ns/default/sa/web\"}]}", 0, 1, 0 },
+		{ "{\"notPrincipals\": [{\"Exact\": \"cluster.local/ns/default/sa/web\"}]}", 1, 0, 1 },
+		/* principals are written without spiffe:// */
+		{ "{\"principals\": [{\"Exact\": \"spiffe://cluster.local/ns/default/sa/web\"}]}",
+		  0, 0, 0 },
+		/* any entry of a field may match */
+		{ "{\"namespaces\": [{\"Exact\": \"x\"}, {\"Exact\": \"other\"}]}", 0, 0, 1 },
+	};
+	run_rows(rows, sizeof(rows) / sizeof(rows[0]));
+}
+
+Test(policy, address_and_port_fields_and_their_not_forms)
+{
+	static const struct row rows[] = {
+		{ "{\"sourceIps\": [\"10.1.0.1\"]}", 1, 1, 0 },
+		{ "{\"notSourceIps\": [\"10.1.0.1\"]}", 0, 0, 1 },
+		{ "{\"sourceIps\": [\"fd00:2::/32\"]}", 0, 0, 1 },
+		{ "{\"notSourceIps\": [\"fd00:2::/32\"]}", 1, 1, 0 },
+		{ "{\"destinationIps\": [\"10.0.1.1/32\"]}", 1, 1, 0 },
+		{ "{\"notDestinationIps\": [\"10.0.1.1/32\"]}", 0, 0, 1 },
+		{ "{\"destinationIps\": [\"10.0.1.0/24\", \"fd00::/16\"]}", 1, 1, 1 },
+		{ "{\"destinationIps\": [\"fd00::1:1\"]}", 0, 0, 1 },
+		{ "{\"destinationPorts\": [8080]}", 1, 1, 0 },
+		{ "{\"notDestinationPorts\": [8080]}", 0, 0, 1 },
+		{ "{\"destinationPorts\": [80, 9090]}", 0, 0, 1 },
+		/* every field of one match must hold (AND) */
+		{ "{\"namespaces\": [{\"Exact\": \"default\"}], \"destinationPorts\": [9090]}", 0, 0, 0 },
+		{ "{\"namespaces\": [{\"Exact\": \"other\"}], \"destinationPorts\": [9090]}", 0, 0, 1 },
+		/* a positive and a negative of the same field */
+		{ "{\"namespaces\": [{\"Presence\": []}], \"notNamespaces\": [{\"Exact\": \"default\"}]}",
+		  0, 0, 1 },
+		{ "{\"sourceIps\": [\"10.0.0.0/8\"], \"notSourceIps\": [\"10.1.0.1\"]}", 0, 0, 0 },
+	};
+	run_rows(rows, sizeof(rows) / sizeof(rows[0]));
+}
+
+Test(policy, string_match_kinds_on_namespaces_and_principals)
+{
+	static const struct row rows[] = {
+		{ "{\"namespaces\": [{\"Prefix\": \"def\"}]}", 0, 1, 0 },
+		{ "{\"namespaces\": [{\"Prefix\": \"default-more\"}]}", 0, 0, 0 },
+		{ "{\"namespaces\": [{\"Suffix\": \"her\"}]}", 0, 0, 1 },
+		{ "{\"namespaces\": [{\"Suffix\": \"xother\"}]}", 0, 0, 0 },
+		{ "{\"namespaces\": [{\"Exact\": \"defaul\"}]}", 0, 0, 0 },
+		{ "{\"namespaces\": [{\"Presence\": []}]}", 0, 1, 1 },
+		{ "{\"notNamespaces\": [{\"Presence\": []}]}", 1, 0, 0 },
+		/* no identity: the namespace is "", which these match (as in ztunnel) */
+		{ "{\"namespaces\": [{\"Exact\": \"\"}]}", 1, 0, 0 },
+		{ "{\"namespaces\": [{\"Prefix\": \"\"}]}", 1, 1, 1 },
+		{ "{\"namespaces\": [{\"Suffix\": \"\"}]}", 1, 1, 1 },
+		{ "{\"principals\": [{\"Prefix\": \"cluster.local/\"}]}", 0, 1, 0 },
+		{ "{\"principals\": [{\"Suffix\": \"/sa/api\"}]}", 0, 0, 1 },
+		{ "{\"principals\": [{\"Presence\": []}]}", 0, 1, 1 },
+		/* no identity: no principal entry matches, not even an empty prefix */
+		{ "{\"principals\": [{\"Prefix\": \"\"}]}", 0, 1, 1 },
+		{ "{\"notPrincipals\": [{\"Presence\": []}]}", 1, 0, 0 },
+		{ "{\"notPrincipals\": [{\"Prefix\": \"td2/\"}]}", 1, 1, 0 },
+	};
+	run_rows(rows, sizeof(rows) / sizeof(rows[0]));
+}
+
+Test(policy, cidr_edges_ipv4_ipv6_and_mapped)
+{
+	static const struct {
+		const char *cidr, *src;
+		bool in;
+	} rows[] = {
+		{ "10.0.0.2/31", "10.0.0.3:1", true },
+		{ "10.0.0.2/31", "10.0.0.4:1", false },
+		{ "10.0.0.2/31", "10.0.0.1:1", false },
+		{ "10.1.2.3/20", "10.1.15.255:1", true },	/* host bits of the CIDR ignored */
+		{ "10.1.2.3/20", "10.1.16.0:1", false },
+		{ "0.0.0.0/0", "192.0.2.1:1", true },
+		{ "0.0.0.0/0", "[2001:db8::1]:1", false },	/* families never mix */
+		{ "::/0", "[2001:db8::1]:1", true },
+		{ "::/0", "192.0.2.1:1", false },
+		{ "fd00:ab80::/25", "[fd00:abff::1]:1", true },
+		{ "fd00:ab80::/25", "[fd00:ab7f::1]:1", false },
+		{ "2001:db8::1", "[2001:db8::1]:1", true },
+		{ "2001:db8::1", "[2001:db8::2]:1", false },
+		/* an IPv4-mapped source is its IPv4 address */
+		{ "10.1.0.0/16", "[::ffff:10.1.200.1]:1", true },
+		{ "10.1.0.0/16", "[::ffff:10.2.0.1]:1", false },
+		/* a mapped CIDR is its IPv4 block */
+		{ "::ffff:10.1.0.0/112", "10.1.0.9:1", true },
+		{ "::ffff:10.1.0.0/112", "[::ffff:10.1.0.9]:1", true },
+		{ "::ffff:10.1.0.0/112", "10.2.0.9:1", false },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char m[128];
+		snprintf(m, sizeof(m), "{\"sourceIps\": [\"%s\"]}", rows[i].cidr);
+		struct conn c = { rows[i].src, "10.0.1.1:80", NULL };
+		cr_expect_eq(match1(m, c), rows[i].in, "%s contains %s", rows[i].cidr, rows[i].src);
+		snprintf(m, sizeof(m), "{\"notSourceIps\": [\"%s\"]}", rows[i].cidr);
+		cr_expect_eq(match1(m, c), !rows[i].in, "%s does not contain %s", rows[i].cidr,
+			     rows[i].src);
+	}
+	/* the destination is canonicalized too */
+	cr_expect(match1("{\"destinationIps\": [\"10.0.1.1\"]}",
+			 (struct conn){ "10.1.0.1:1", "[::ffff:10.0.1.1]:80", NULL }));
+	cr_expect(match1("{\"destinationPorts\": [80]}",
+			 (struct conn){ "10.1.0.1:1", "[::ffff:10.0.1.1]:80", NULL }));
+}
+
+Test(policy, malformed_identity_counts_as_none)
+{
+	static const char *const bad[] = {
+		"cluster.local/ns/default/sa/web",		/* no scheme */
+		"spiffe://cluster.local/ns/default",		/* too short */
+		"spiffe://cluster.local/ns/default/sa",		/* no account segment */
+		"spiffe://cluster.local/ns/default/sa/web/x",	/* too long */
+		"spiffe://cluster.local/namespace/default/sa/web",
+		"spiffe://cluster.local/ns/default/serviceaccount/web",
+		"",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct conn c = { "10.1.0.1:1", "10.0.1.1:80", bad[i] };
+		cr_expect(!match1("{\"principals\": [{\"Presence\": []}]}", c), "%s", bad[i]);
+		cr_expect(match1("{\"notPrincipals\": [{\"Presence\": []}]}", c), "%s", bad[i]);
+		cr_expect(!match1("{\"namespaces\": [{\"Exact\": \"default\"}]}", c), "%s", bad[i]);
+		cr_expect(match1("{\"namespaces\": [{\"Exact\": \"\"}]}", c), "%s", bad[i]);
+	}
+	/* names compare whole, never as prefixes */
+	const char *sa = "{\"serviceAccounts\": [{\"namespace\": \"default\", \"serviceAccount\": \"web\"}]}";
+	cr_expect(!match1(sa, (struct conn){ "10.1.0.1:1", "10.0.1.1:80",
+					     "spiffe://td/ns/defaultx/sa/web" }));
+	cr_expect(!match1(sa, (struct conn){ "10.1.0.1:1", "10.0.1.1:80",
+					     "spiffe://td/ns/default/sa/webx" }));
+	cr_expect(!match1(sa, (struct conn){ "10.1.0.1:1", "10.0.1.1:80",
+					     "spiffe://td/ns/defaul/sa/web" }));
+	/* empty segments parse, as Identity::from_str allows them */
+	struct conn c = { "10.1.0.1:1", "10.0.1.1:80", "spiffe://td/ns//sa/x" };
+	cr_expect(match1("{\"principals\": [{\"Exact\": \"td/ns//sa/x\"}]}", c));
+	/* and a whole namespace and account match */
+	cr_expect(match1("{\"serviceAccounts\": [{\"namespace\": \"ns\", \"serviceAccount\": \"x\"}]}",
+			 (struct conn){ "10.1.0.1:1", "10.0.1.1:80", "spiffe://td/ns/ns/sa/x" }));
+}
+
+/* ---- rules, clauses, matches ---- */
+
+Test(policy, empty_rules_clauses_and_matches)
+{
+	/* ztunnel's rbac_empty_policy */
+	cr_expect(!rules_match("[]", PLAIN), "no rules: never matches");
+	cr_expect(rules_match("[[]]", PLAIN), "a rule without clauses matches");
+	cr_expect(rules_match("[[[]]]", PLAIN), "an empty clause matches");
+	cr_expect(!rules_match("[[[{}]]]", PLAIN), "an empty match never matches");
+	cr_expect(!rules_match("[[[{}, {}]]]", TLS));
+	/* an empty match is skipped, the clause's other matches still count */
+	cr_expect(rules_match("[[[{}, {\"destinationPorts\": [8080]}]]]", TLS));
+	/* an empty clause inside a rule does not stop the other clauses */
+	cr_expect(!rules_match("[[[], [{\"destinationPorts\": [1]}]]]", TLS));
+	/* a policy with no rules still counts as an Allow policy: denies all */
+	load("", "", POL("none", "ns1", "Namespace", "Allow", "[]"));
+	expect("a", TLS, POLICY_DENY, NULL);
+	cr_assert_eq(check("a", TLS).why, POLICY_WHY_NO_ALLOW_MATCHED);
+}
+
+Test(policy, rule_or_clause_and_match_or)
+{
+	/* ztunnel's rbac_nesting: (ns a OR ns b) AND port 80 */
+	const char *nested = "[[[{\"namespaces\": [{\"Exact\": \"a\"}]}, "
+			     "{\"namespaces\": [{\"Exact\": \"b\"}]}], "
+			     "[{\"destinationPorts\": [80]}]]]";
+	cr_expect(rules_match(nested, (struct conn){ "10.1.0.1:1", "10.0.1.1:80",
+						     "spiffe://td/ns/a/sa/x" }));
+	cr_expect(rules_match(nested, (struct conn){ "10.1.0.1:1", "10.0.1.1:80",
+						     "spiffe://td/ns/b/sa/x" }));
+	cr_expect(!rules_match(nested, (struct conn){ "10.1.0.1:1", "10.0.1.1:80",
+						      "spiffe://td/ns/bad/sa/x" }));
+	cr_expect(!rules_match(nested, (struct conn){ "10.1.0.1:1", "10.0.1.1:12345",
+						      "spiffe://td/ns/b/sa/x" }));
+	/* ztunnel's rbac_multi_rule: ns a OR ns b as two rules */
+	const char *multi = "[[[{\"namespaces\": [{\"Exact\": \"a\"}]}]], "
+			    "[[{\"namespaces\": [{\"Exact\": \"b\"}]}]]]";
+	cr_expect(rules_match(multi, (struct conn){ "10.1.0.1:1", "10.0.1.1:80",
+						    "spiffe://td/ns/a/sa/x" }));
+	cr_expect(rules_match(multi, (struct conn){ "10.1.0.1:1", "10.0.1.1:80",
+						    "spiffe://td/ns/b/sa/x" }));
+	cr_expect(!rules_match(multi, (struct conn){ "10.1.0.1:1", "10.0.1.1:80",
+						     "spiffe://td/ns/c/sa/x" }));
+	/* the docs' example: from bookinfo, or (from the gateway and to 9080) */
+	const char *doc = "[[[{\"namespaces\": [{\"Exact\": \"bookinfo\"}]}]],"
+			  " [[{\"principals\": [{\"Exact\": \"cluster.local/ns/istio-system/sa/gw\"}]}],"
+			  "  [{\"destinationPorts\": [9080]}]]]";
+	const char *gw = "spiffe://cluster.local/ns/istio-system/sa/gw";
+	cr_expect(rules_match(doc, (struct conn){ "10.1.0.1:1", "10.0.1.1:1",
+						  "spiffe://cluster.local/ns/bookinfo/sa/x" }));
+	cr_expect(rules_match(doc, (struct conn){ "10.1.0.1:1", "10.0.1.1:9080", gw }));
+	cr_expect(!rules_match(doc, (struct conn){ "10.1.0.1:1", "10.0.1.1:9081", gw }));
+	cr_expect(!rules_match(doc, (struct conn){ "10.1.0.1:1", "10.0.1.1:9080", NULL }));
+}
+
+/* ---- scopes ---- */
+
+static void expect_applicable(const char *uid, const char *const *keys, size_t n)
+{
+	const struct policy *got[32];
+	size_t k = policy_applicable(ix, wl(uid), got, 32);
+	cr_assert_eq(k, n, "%s: %zu policies apply, expected %zu", uid, k, n);
+	for (size_t i = 0; i < n; i++)
+		cr_expect_str_eq(got[i]->key, keys[i], "%s: policy %zu", uid, i);
+}
+
+Test(policy, scopes_decide_which_policies_apply)
+{
+	load("\"ns1/sel\", \"ns2/other-sel\", \"ns2/ns2-allow\", \"ns1/ns1-deny\", \"ns1/sel\"",
+	     "", POL("mesh-deny", "istio-system", "Global", "Deny", PORT(1111)) ","
+	     POL("ns1-deny", "ns1", "Namespace", "Deny", PORT(2222)) ","
+	     POL("ns2-allow", "ns2", "Namespace", "Allow", ANY) ","
+	     POL("sel", "ns1", "WorkloadSelector", "Deny", PORT(3333)) ","
+	     POL("other-sel", "ns2", "WorkloadSelector", "Allow", PORT(80)) ","
+	     POL("nobody", "ns1", "WorkloadSelector", "Deny", ANY) ","
+	     POL("mesh-allow", "ns3", "Global", "Allow", ANY));
+	/* a: Global, its namespace's, and what it lists, whatever their
+	 * namespace or scope; each once (ns1/sel is listed twice, ns1-deny
+	 * both applies by namespace and is listed). Denies first, then
+	 * Allows; within each, Global, namespace, own, each in file order. */
+	static const char *const a[] = { "istio-system/mesh-deny", "ns1/ns1-deny", "ns1/sel",
+					 "ns3/mesh-allow", "ns2/ns2-allow", "ns2/other-sel" };
+	expect_applicable("a", a, 6);
+	static const char *const b[] = { "istio-system/mesh-deny", "ns3/mesh-allow",
+					 "ns2/ns2-allow" };
+	expect_applicable("b", b, 3);
+	/* a Global policy applies everywhere, even in its own namespace's absence */
+	static const char *const c[] = { "istio-system/mesh-deny", "ns3/mesh-allow" };
+	expect_applicable("c", c, 2);
+
+	expect("a", (struct conn){ "10.1.0.1:1", "10.0.1.1:1111", NULL }, POLICY_DENY,
+	       "istio-system/mesh-deny");
+	expect("c", (struct conn){ "10.1.0.1:1", "10.0.3.1:1111", NULL }, POLICY_DENY,
+	       "istio-system/mesh-deny");
+	expect("a", (struct conn){ "10.1.0.1:1", "10.0.1.1:2222", NULL }, POLICY_DENY,
+	       "ns1/ns1-deny");
+	expect("b", (struct conn){ "10.1.0.1:1", "10.0.2.1:2222", NULL }, POLICY_ALLOW,
+	       "ns3/mesh-allow");
+	expect("a", (struct conn){ "10.1.0.1:1", "10.0.1.1:3333", NULL }, POLICY_DENY, "ns1/sel");
+	expect("b", (struct conn){ "10.1.0.1:1", "10.0.2.1:3333", NULL }, POLICY_ALLOW,
+	       "ns3/mesh-allow");
+}
+
+Test(policy, namespace_policy_applies_only_to_its_namespace)
+{
+	load("", "", POL("allow-web", "ns1", "Namespace", "Allow",
+			 PRINCIPAL("cluster.local/ns/default/sa/web")) ","
+	     POL("deny-9", "ns2", "Namespace", "Deny", PORT(9)));
+	expect("a", TLS, POLICY_ALLOW, "ns1/allow-web");
+	expect("a", ALT, POLICY_DENY, NULL);
+	expect("a", PLAIN, POLICY_DENY, NULL);
+	expect("b", ALT, POLICY_ALLOW, NULL);	/* ns1's Allow does not apply to b */
+	expect("b", (struct conn){ "10.1.0.1:1", "10.0.2.1:9", NULL }, POLICY_DENY, "ns2/deny-9");
+	expect("c", (struct conn){ "10.1.0.1:1", "10.0.3.1:9", NULL }, POLICY_ALLOW, NULL);
+	cr_assert_eq(check("c", PLAIN).why, POLICY_WHY_NO_ALLOW_POLICY);
+}
+
+Test(policy, workload_selector_policy_applies_only_where_listed)
+{
+	load("\"ns1/only-a\"", "", POL("only-a", "ns1", "WorkloadSelector", "Deny", ANY));
+	expect("a", TLS, POLICY_DENY, "ns1/only-a");
+	expect("b", TLS, POLICY_ALLOW, NULL);
+	/* b lists it now: it applies to b although b is in ns2 */
+	load("", "\"ns1/only-a\"", POL("only-a", "ns1", "WorkloadSelector", "Deny", ANY));
+	expect("a", TLS, POLICY_ALLOW, NULL);
+	expect("b", TLS, POLICY_DENY, "ns1/only-a");
+}
+
+Test(policy, reference_to_a_policy_not_in_the_config)
+{
+	/* The validator refuses such a file... */
+	const char *json = "{\"workloads\": [{\"uid\": \"a\", \"namespace\": \"ns1\","
+			   " \"workloadIps\": [], \"authorizationPolicies\": [\"ns1/ghost\"]}]}";
+	struct config *c = NULL;
+	struct config_errors errs;
+	cr_assert_eq(config_parse(json, strlen(json), "t", &c, &errs), -EINVAL);
+	cr_assert_eq(errs.n, 1);
+	cr_expect(strstr(errs.v[0].msg, "unknown policy"), "%s", errs.v[0].msg);
+	config_errors_free(&errs);
+	/* ...and the index skips one anyway, as ztunnel does, keeping the rest */
+	load("\"ns1/real\", \"ns1/other\"", "",
+	     POL("real", "ns1", "WorkloadSelector", "Deny", PORT(7)) ","
+	     POL("other", "ns1", "WorkloadSelector", "Allow", ANY));
+	policy_index_free(ix);
+	struct workload *a = (struct workload *)wl("a");
+	a->authorization_policies[1] = (char *)"ns1/ghost";
+	cr_assert_eq(policy_index_new(cfg, &ix), 0);
+	static const char *const keys[] = { "ns1/real" };
+	expect_applicable("a", keys, 1);
+	expect("a", (struct conn){ "10.1.0.1:1", "10.0.1.1:7", NULL }, POLICY_DENY, "ns1/real");
+	expect("a", TLS, POLICY_ALLOW, NULL);
+}
+
+Test(policy, destination_outside_the_config_is_denied)
+{
+	load("", "", "");
+	struct workload stranger = { .uid = "x", .namespace = "ns1" };
+	union addr src, dst;
+	addr_parse("10.1.0.1:1", &src);
+	addr_parse("10.0.1.1:80", &dst);
+	struct policy_request req = { .src = &src, .dst = &dst };
+	struct policy_result r;
+	policy_check(ix, &stranger, &req, &r);
+	cr_assert_eq(r.verdict, POLICY_DENY);
+	cr_assert_eq(r.why, POLICY_WHY_UNKNOWN_WORKLOAD);
+	policy_check(ix, NULL, &req, &r);
+	cr_assert_eq(r.verdict, POLICY_DENY);
+	cr_assert_eq(policy_applicable(ix, &stranger, NULL, 0), 0);
+}
+
+/* ---- Allow and Deny together ---- */
+
+Test(policy, no_policies_allow)
+{
+	load("", "", "");
+	expect("a", PLAIN, POLICY_ALLOW, NULL);
+	expect("a", TLS, POLICY_ALLOW, NULL);
+	cr_assert_eq(check("a", TLS).why, POLICY_WHY_NO_ALLOW_POLICY);
+	cr_assert_null(check("a", TLS).dry_run);
+}
+
+Test(policy, deny_wins_over_allow)
+{
+	load("", "", POL("allow-all", "ns1", "Namespace", "Allow", ANY) ","
+	     POL("deny-web", "ns1", "Namespace", "Deny", PRINCIPAL("cluster.local/ns/default/sa/web")));
+	expect("a", TLS, POLICY_DENY, "ns1/deny-web");
+	expect("a", ALT, POLICY_ALLOW, "ns1/allow-all");
+	expect("a", PLAIN, POLICY_ALLOW, "ns1/allow-all");
+}
+
+Test(policy, only_deny_policies_allow_the_rest)
+{
+	load("", "", POL("deny-9090", "ns1", "Namespace", "Deny", PORT(9090)));
+	expect("a", TLS, POLICY_ALLOW, NULL);
+	expect("a", ALT, POLICY_DENY, "ns1/deny-9090");
+}
+
+Test(policy, some_allow_must_match)
+{
+	load("", "", POL("allow-1", "ns1", "Namespace", "Allow", PORT(1)) ","
+	     POL("allow-9090", "ns1", "Namespace", "Allow", PORT(9090)));
+	expect("a", ALT, POLICY_ALLOW, "ns1/allow-9090");
+	expect("a", TLS, POLICY_DENY, NULL);
+	cr_assert_eq(check("a", TLS).why, POLICY_WHY_NO_ALLOW_MATCHED);
+}
+
+Test(policy, deny_policy_naming_plaintext_by_negation)
+{
+	/* "deny anything without a principal": the usual way to refuse
+	 * plaintext. notPrincipals holds for a connection with no identity. */
+	load("", "", POL("require-mtls", "ns1", "Namespace", "Deny",
+			 "[[[{\"notPrincipals\": [{\"Presence\": []}]}]]]"));
+	expect("a", PLAIN, POLICY_DENY, "ns1/require-mtls");
+	expect("a", TLS, POLICY_ALLOW, NULL);
+	/* and a positive identity match never holds without an identity */
+	load("", "", POL("deny-web", "ns1", "Namespace", "Deny",
+			 "[[[{\"serviceAccounts\": [{\"namespace\": \"default\","
+			 " \"serviceAccount\": \"web\"}]}]]]"));
+	expect("a", PLAIN, POLICY_ALLOW, NULL);
+	expect("a", TLS, POLICY_DENY, "ns1/deny-web");
+}
+
+/* ---- dry run ---- */
+
+static void expect_dry(const char *uid, struct conn c, enum policy_verdict v,
+		       const char *dry, enum policy_verdict would)
+{
+	struct policy_result r = check(uid, c);
+	cr_assert_eq(r.verdict, v, "verdict %s", policy_verdict_name(r.verdict));
+	if (!dry) {
+		cr_assert_null(r.dry_run, "dry-run %s", key_of(r.dry_run));
+		return;
+	}
+	cr_assert(r.dry_run && strcmp(r.dry_run->key, dry) == 0, "dry-run %s, expected %s",
+		  key_of(r.dry_run), dry);
+	cr_assert_eq(r.dry_run_verdict, would);
+}
+
+Test(policy, dry_run_is_reported_never_enforced)
+{
+	load("", "", DRY("dry-deny", "ns1", "Namespace", "Deny", PORT(8080)));
+	expect_dry("a", TLS, POLICY_ALLOW, "ns1/dry-deny", POLICY_DENY);
+	expect_dry("a", ALT, POLICY_ALLOW, NULL, POLICY_ALLOW);
+
+	/* dry-run Allows alone: not enforced, but they would deny what none matches */
+	load("", "", DRY("dry-allow", "ns1", "Namespace", "Allow", PORT(8080)));
+	expect_dry("a", TLS, POLICY_ALLOW, NULL, POLICY_ALLOW);
+	expect_dry("a", ALT, POLICY_ALLOW, "ns1/dry-allow", POLICY_DENY);
+	cr_assert_eq(check("a", ALT).why, POLICY_WHY_NO_ALLOW_POLICY);
+
+	/* a real Allow that does not match, a dry-run Allow that does */
+	load("", "", POL("allow-1", "ns1", "Namespace", "Allow", PORT(1)) ","
+	     DRY("dry-allow", "ns1", "Namespace", "Allow", PORT(8080)));
+	expect_dry("a", TLS, POLICY_DENY, "ns1/dry-allow", POLICY_ALLOW);
+	expect_dry("a", ALT, POLICY_DENY, NULL, POLICY_DENY);
+}
+
+Test(policy, dry_run_next_to_real_policies)
+{
+	/* ztunnel's assert_rbac_logic_deny_allow, with its wildcard dry-runs */
+	load("", "", DRY("wildcard-allow", "ns1", "Namespace", "Allow", ANY) ","
+	     DRY("wildcard-deny", "ns1", "Namespace", "Deny", ANY) ","
+	     POL("foo", "ns1", "Namespace", "Allow", PRINCIPAL("cluster.local/ns/default/sa/defaultacct")) ","
+	     POL("deny", "ns1", "Namespace", "Deny", PRINCIPAL("cluster.local/ns/default/sa/denyacct")));
+	struct conn c = { "192.168.1.1:1234", "10.0.1.1:8080", NULL };
+	c.id = "spiffe://cluster.local/ns/default/sa/not-defaultacct";
+	expect("b", c, POLICY_ALLOW, NULL);	/* ns2 has no policies */
+	expect("a", c, POLICY_DENY, NULL);	/* NotAllowed */
+	expect_dry("a", c, POLICY_DENY, NULL, POLICY_DENY);	/* dry-run deny matches too */
+	c.id = "spiffe://cluster.local/ns/default/sa/defaultacct";
+	expect("a", c, POLICY_ALLOW, "ns1/foo");
+	expect_dry("a", c, POLICY_ALLOW, "ns1/wildcard-deny", POLICY_DENY);
+	c.id = "spiffe://cluster.local/ns/default/sa/denyacct";
+	expect("a", c, POLICY_DENY, "ns1/deny");
+	expect_dry("a", c, POLICY_DENY, NULL, POLICY_DENY);
+}
+
+/* ---- reasons ---- */
+
+Test(policy, reasons_name_the_policy)
+{
+	char buf[POLICY_REASON_LEN];
+	load("", "", POL("deny-web", "ns1", "Namespace", "Deny", PRINCIPAL("cluster.local/ns/default/sa/web")) ","
+	     POL("allow-9090", "ns1", "Namespace", "Allow", PORT(9090)) ","
+	     DRY("dry", "ns1", "Namespace", "Allow", "[[[{\"sourceIps\": [\"10.0.0.0/8\"]}]]]"));
+	struct policy_result r = check("a", TLS);
+	cr_expect_str_eq(policy_reason(&r, buf, sizeof(buf)), "denied by policy ns1/deny-web");
+	r = check("a", ALT);
+	cr_expect_str_eq(policy_reason(&r, buf, sizeof(buf)), "allowed by policy ns1/allow-9090");
+	r = check("a", PLAIN);
+	cr_expect_str_eq(policy_reason(&r, buf, sizeof(buf)),
+			 "no allow policy matched; dry-run policy ns1/dry would allow");
+	load("", "", "");
+	r = check("a", PLAIN);
+	cr_expect_str_eq(policy_reason(&r, buf, sizeof(buf)), "allowed: no allow policy applies");
+	char small[8];
+	cr_expect_str_eq(policy_reason(&r, small, sizeof(small)), "allowed");
+}
+
+/* ---- the example config ---- */
+
+static const char *ex_uid(const char *name)
+{
+	static char buf[128];
+	snprintf(buf, sizeof(buf), "cluster1//v1/Pod/%s", name);
+	return buf;
+}
+
+Test(policy, example_config_decisions)
+{
+	const char *dir = getenv("ZRING_SRCDIR");
+	cr_assert(dir && *dir, "ZRING_SRCDIR is not set (run through meson test)");
+	char path[512];
+	snprintf(path, sizeof(path), "%s/examples/workloads.json", dir);
+	struct config_errors errs;
+	cr_assert_eq(config_load_file(path, &cfg, &errs), 0);
+	config_errors_free(&errs);
+	cr_assert_eq(policy_index_new(cfg, &ix), 0);
+	const char *reviews = "spiffe://cluster.local/ns/bookinfo/sa/bookinfo-reviews";
+	const char *gw = "spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway";
+	const char *pp = ex_uid("bookinfo/productpage-v1-6c5f9d8b7-x2k4q");
+	expect(pp, (struct conn){ "10.0.1.12:5000", "10.0.1.10:9080", reviews }, POLICY_ALLOW,
+	       "bookinfo/bookinfo-internal");
+	expect(pp, (struct conn){ "10.0.9.1:5000", "10.0.1.10:9080", gw }, POLICY_ALLOW,
+	       "bookinfo/bookinfo-internal");
+	expect(pp, (struct conn){ "10.0.9.1:5000", "10.0.1.10:15000", gw }, POLICY_DENY, NULL);
+	expect(pp, (struct conn){ "10.0.9.1:5000", "[fd00:10:1::a]:9080",
+				  "spiffe://cluster.local/ns/quarantine/sa/x" },
+	       POLICY_DENY, "istio-system/deny-quarantine");
+	expect(pp, (struct conn){ "10.66.0.7:5000", "10.0.1.10:9080", NULL }, POLICY_DENY,
+	       "istio-system/deny-quarantine");
+	expect(pp, (struct conn){ "10.0.1.11:5000", "10.0.1.10:9080", NULL }, POLICY_DENY, NULL);
+
+	const char *ratings = ex_uid("bookinfo/ratings-v1-85c74b6cb4-2lqhn");
+	expect(ratings, (struct conn){ "10.0.1.12:5000", "10.0.2.13:9080", reviews },
+	       POLICY_ALLOW, "bookinfo/bookinfo-internal");
+	expect(ratings, (struct conn){ "10.0.2.20:5000", "10.0.2.13:9080",
+				       "spiffe://cluster.local/ns/shop/sa/frontend" },
+	       POLICY_DENY, NULL);
+
+	const char *cart = ex_uid("shop/cart-0");
+	expect_dry(cart, (struct conn){ "10.0.1.12:5000", "10.0.1.21:7070", reviews },
+		   POLICY_ALLOW, "shop/cart-only-from-shop", POLICY_DENY);
+	expect_dry(cart, (struct conn){ "10.0.2.20:5000", "10.0.1.21:7070",
+					"spiffe://cluster.local/ns/shop/sa/frontend" },
+		   POLICY_ALLOW, NULL, POLICY_ALLOW);
+
+	const char *pg = ex_uid("legacy/postgres-0");
+	expect(pg, (struct conn){ "10.0.1.12:5000", "10.0.3.30:5432", NULL }, POLICY_ALLOW,
+	       "legacy/no-debug-port");
+	expect(pg, (struct conn){ "10.0.1.12:5000", "10.0.3.30:9999", NULL }, POLICY_DENY, NULL);
+}
+
+/* ---- the snapshot carries the index ---- */
+
+Test(policy, snapshot_builds_the_index)
+{
+	load("", "", POL("deny-all", "ns1", "Namespace", "Deny", ANY));
+	struct snapshot *s;
+	cr_assert_eq(snapshot_new(config_ref(cfg), NULL, &s), 0);
+	cr_assert_not_null(s->policies);
+	union addr src, dst;
+	addr_parse("10.1.0.1:1", &src);
+	addr_parse("10.0.1.1:80", &dst);
+	struct policy_request req = { .src = &src, .dst = &dst };
+	struct policy_result r;
+	policy_check(s->policies, &s->cfg->workloads[0], &req, &r);
+	cr_assert_eq(r.verdict, POLICY_DENY);
+	cr_assert_str_eq(r.decided_by->key, "ns1/deny-all");
+	snapshot_unref(s);
+}
+
+/* ---- the index against a brute-force oracle ---- */
+
+struct sbuf {
+	char *p;
+	size_t n, cap;
+};
+
+__attribute__((format(printf, 2, 3))) static void sb_add(struct sbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	for (;;) {
+		va_start(ap, fmt);
+		int n = vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
+		va_end(ap);
+		cr_assert(n >= 0);
+		if ((size_t)n < b->cap - b->n) {
+			b->n += (size_t)n;
+			return;
+		}
+		b->cap = b->cap * 2 + (size_t)n + 1;
+		b->p = realloc(b->p, b->cap);
+		cr_assert_not_null(b->p);
+	}
+}
+
+static int cmp_ptr(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)*(void *const *)a, y = (uintptr_t)*(void *const *)b;
+	return (x > y) - (x < y);
+}
+
+/* Which policies apply, straight from the definition. */
+static size_t oracle(const struct workload *w, const struct policy **out)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < cfg->npolicies; i++) {
+		const struct policy *p = &cfg->policies[i];
+		bool in = p->scope == SCOPE_GLOBAL ||
+			  (p->scope == SCOPE_NAMESPACE && strcmp(p->namespace, w->namespace) == 0);
+		for (size_t k = 0; !in && k < w->npolicies; k++)
+			in = strcmp(w->authorization_policies[k], p->key) == 0;
+		if (in)
+			out[n++] = p;
+	}
+	return n;
+}
+
+/* The verdict from the applicable set, for policies that match one port. */
+static enum policy_verdict oracle_verdict(const struct policy *const *v, size_t n, int port)
+{
+	bool any_allow = false, allowed = false;
+	for (size_t i = 0; i < n; i++) {
+		bool m = v[i]->rules[0].clauses[0].matches[0].destination_ports[0] == port;
+		if (v[i]->dry_run)
+			continue;
+		if (v[i]->action == ACTION_DENY && m)
+			return POLICY_DENY;
+		any_allow |= v[i]->action == ACTION_ALLOW;
+		allowed |= v[i]->action == ACTION_ALLOW && m;
+	}
+	return !any_allow || allowed ? POLICY_ALLOW : POLICY_DENY;
+}
+
+/*
+ * 40 namespaces, 600 workloads each listing up to 5 policies (duplicates
+ * and policies that also apply by scope included), 1500 policies of every
+ * scope, action and dry-run, policy pN matching port N+1 only.
+ */
+static char *big_config(void)
+{
+	enum { NS = 40, NW = 600, NP = 1500 };
+	static const char *const scopes[] = { "Global", "Namespace", "WorkloadSelector" };
+	struct sbuf b = { 0 };
+	unsigned seed = 12345;
+	sb_add(&b, "{\"workloads\": [");
+	for (int w = 0; w < NW; w++) {
+		sb_add(&b, "%s{\"uid\": \"w%d\", \"namespace\": \"ns%d\", \"workloadIps\": "
+		       "[\"10.%d.%d.1\"], \"authorizationPolicies\": [", w ? "," : "", w,
+		       rand_r(&seed) % NS, w / 256, w % 256);
+		int nrefs = rand_r(&seed) % 6;
+		for (int k = 0; k < nrefs; k++) {
+			int p = rand_r(&seed) % NP;
+			sb_add(&b, "%s\"ns%d/p%d\"", k ? "," : "", p % NS, p);
+		}
+		sb_add(&b, "]}");
+	}
+	sb_add(&b, "], \"policies\": [");
+	for (int p = 0; p < NP; p++) {
+		int r = rand_r(&seed);
+		sb_add(&b, "%s{\"name\": \"p%d\", \"namespace\": \"ns%d\", \"scope\": \"%s\","
+		       " \"action\": \"%s\", \"dryRun\": %s, \"rules\": [[[{\"destinationPorts\":"
+		       " [%d]}]]]}", p ? "," : "", p, p % NS, scopes[r % 50 == 0 ? 0 : 1 + r % 2],
+		       r & 64 ? "Allow" : "Deny", r & 128 ? "true" : "false", p + 1);
+	}
+	sb_add(&b, "]}");
+	return b.p;
+}
+
+Test(policy, index_agrees_with_the_definition_on_a_large_config)
+{
+	char *json = big_config();
+	cfg = parse_ok(json);
+	free(json);
+	cr_assert_eq(policy_index_new(cfg, &ix), 0);
+	const struct policy **want = calloc(cfg->npolicies, sizeof(*want));
+	const struct policy **got = calloc(cfg->npolicies, sizeof(*got));
+	size_t checked = 0, denied = 0;
+	for (size_t w = 0; w < cfg->nworkloads; w++) {
+		const struct workload *wk = &cfg->workloads[w];
+		size_t n = oracle(wk, want);
+		cr_assert_eq(policy_applicable(ix, wk, got, cfg->npolicies), n, "w%zu", w);
+		/* each section in file order within a scope group; compare as sets */
+		qsort(got, n, sizeof(*got), cmp_ptr);
+		cr_assert_eq(memcmp(got, want, n * sizeof(*got)), 0, "w%zu", w);
+		/* the verdict for a port each applicable policy names, and one none does */
+		for (size_t i = 0; i <= n; i++) {
+			int port = i < n ? want[i]->rules[0].clauses[0].matches[0].destination_ports[0]
+					 : 65000;
+			char dst[32];
+			snprintf(dst, sizeof(dst), "10.0.0.1:%d", port);
+			struct policy_result r = check(wk->uid, (struct conn){ "10.9.0.1:1", dst, NULL });
+			cr_assert_eq(r.verdict, oracle_verdict(want, n, port), "w%zu port %d", w, port);
+			checked++;
+			denied += r.verdict == POLICY_DENY;
+		}
+	}
+	/* the config exercises both outcomes */
+	cr_assert(denied > 100 && denied < checked - 100, "%zu of %zu denied", denied, checked);
+	free(want);
+	free(got);
+}
