@@ -2,6 +2,7 @@
  * zring: parse options, start the workers, hand the main thread to the
  * control loop, and exit 0 after a graceful drain.
  */
+#include "zring/admin.h"
 #include "zring/check.h"
 #include "zring/control.h"
 #include "zring/fdbudget.h"
@@ -53,7 +54,8 @@ static void stop_workers(struct worker **ws, unsigned started, unsigned n)
 		worker_free(ws[i]);
 }
 
-static int run(const struct opts *o, struct snapshot_slot *slot, struct watch *watch)
+static int run(const struct opts *o, struct snapshot_slot *slot, struct watch *watch,
+	       struct admin *admin)
 {
 	int done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (done_fd < 0)
@@ -81,7 +83,7 @@ static int run(const struct opts *o, struct snapshot_slot *slot, struct watch *w
 			log_str(&l, "version", ZRING_VERSION);
 			log_end(&l);
 		}
-		err = control_run(ws, n, done_fd, watch);
+		err = control_run(ws, n, done_fd, watch, admin);
 		if (err < 0)
 			log_msg_err(LOG_ERROR, "control thread failed", "control", err);
 	}
@@ -126,14 +128,19 @@ int main(int argc, char **argv)
 	}
 	struct snapshot_slot slot;
 	struct watch watch;
+	struct admin admin;
 	fdb_init();
 	tls_global_init();
 	slot_init(&slot);
 	ret = watch_init(&watch, o.config, o.certs, &slot);
-	if (ret == 0)
-		ret = run(&o, &slot, &watch);
-	else
+	/* The endpoints' sockets before the workers': a port in use is a
+	 * startup error, like the workers' own listeners. */
+	if (ret == 0 && (ret = admin_open(&admin, &o, &slot)) == 0) {
+		ret = run(&o, &slot, &watch, &admin);
+		admin_close(&admin);
+	} else {
 		ret = 1;
+	}
 	watch_deinit(&watch);
 	slot_deinit(&slot);
 	tls_global_deinit();
