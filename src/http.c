@@ -308,6 +308,18 @@ static void respond_error(struct http_client *c, int status)
 	http_response_deinit(&resp);
 }
 
+static void log_request(const struct http_client *c, int status)
+{
+	struct log_line l;
+	if (!log_begin(&l, LOG_DEBUG, "http request"))
+		return;
+	log_str(&l, "server", c->srv->name);
+	log_str(&l, "method", http_method_str((enum http_method)c->reader.parser.method));
+	log_str(&l, "path", c->reader.req.path);
+	log_u64(&l, "status", (uint64_t)status);
+	log_end(&l);
+}
+
 static void respond(struct http_client *c)
 {
 	const struct http_request *req = &c->reader.req;
@@ -323,6 +335,7 @@ static void respond(struct http_client *c)
 		strbuf_printf(&resp.body, "%d %s\n", status, http_reason(status));
 	}
 	bool keep = http_reader_keep_alive(&c->reader) && !resp.close && !c->srv->closing;
+	log_request(c, resp.status);
 	queue_response(c, &resp, req->method, keep);
 	http_response_deinit(&resp);
 }
