@@ -7,10 +7,11 @@
       of the first response (status=- if none) and how long until the close.
       Succeeds when the server answered and closed within S seconds.
 
-  zr_http.py slow --host H --port P --data TEXT --within S
-      Sends TEXT (a request cut short), then nothing: the server must close
-      the connection within S seconds, without an answer (or with one, if it
-      decided the bytes were garbage). Prints when it closed.
+  zr_http.py slow --host H --port P --data TEXT --within S [--every T]
+      Sends TEXT (a request cut short), then nothing; or with --every, one
+      byte of it every T seconds (slowloris: bytes keep coming, the request
+      never completes). The server must close the connection within S
+      seconds. Prints the status it answered (- if none) and when it closed.
 
   zr_http.py idle --host H --port P --conns N --within S
       Opens N connections at once and sends nothing. Prints how many the
@@ -91,11 +92,27 @@ def cmd_raw(a):
     return 0 if status != "-" and how in ("eof", "reset") else 1
 
 
+def trickle(sock, data, every, deadline):
+    """One byte every `every` seconds until the peer closes; (data, how)."""
+    for i in range(len(data)):
+        try:
+            sock.sendall(data[i:i + 1])
+        except (BrokenPipeError, ConnectionResetError):
+            return b"", "reset"
+        got, how = read_to_close(sock, min(deadline, time.monotonic() + every))
+        if how != "timeout" or time.monotonic() >= deadline:
+            return got, how
+    return read_to_close(sock, deadline)
+
+
 def cmd_slow(a):
     start = time.monotonic()
     with connect(a.host, a.port, a.within) as sock:
-        sock.sendall(payload(a))
-        data, how = read_to_close(sock, start + a.within)
+        if a.every:
+            data, how = trickle(sock, payload(a), a.every, start + a.within)
+        else:
+            sock.sendall(payload(a))
+            data, how = read_to_close(sock, start + a.within)
     secs = time.monotonic() - start
     print(f"status={status_of(data)} close={how} secs={secs:.2f}", flush=True)
     return 0 if how in ("eof", "reset") else 1
@@ -173,6 +190,8 @@ def main():
         if name in ("raw", "slow"):
             s.add_argument("--data", default="")
             s.add_argument("--header-bytes", type=int, default=0)
+        if name == "slow":
+            s.add_argument("--every", type=float, default=0)
         if name == "idle":
             s.add_argument("--conns", type=int, required=True)
         if name == "nonreader":
