@@ -19,6 +19,9 @@
 #define BACKLOG 128
 #define ACCEPT_RETRY_MS 100
 #define WARN_EVERY_NS (10 * 1000000000ull)
+/* Once the server closes, a send may stall this long, not the full send
+ * timeout: nobody should wait on a client that does not read to exit. */
+#define CLOSE_GRACE_MS 1000
 
 enum client_state {
 	C_READ,		/* waiting for (the rest of) a request */
@@ -274,7 +277,7 @@ static void arm_recv(struct http_client *c)
 static void start_send(struct http_client *c)
 {
 	struct io_uring *ring = c->srv->ring;
-	ts_set(&c->send_ts, HTTP_SEND_TIMEOUT_MS * 1000000ull);
+	ts_set(&c->send_ts, (c->srv->closing ? CLOSE_GRACE_MS : HTTP_SEND_TIMEOUT_MS) * 1000000ull);
 	if (io_uring_sq_space_left(ring) < 2)
 		io_uring_submit(ring);
 	struct io_uring_sqe *sqe = ring_sqe_op(ring, &c->op_send);
@@ -458,6 +461,17 @@ void http_on_cqe(struct op *op, const struct io_uring_cqe *cqe)
 
 /* ---- shutdown ---- */
 
+/* Cut the running send's timeout down to the close grace. */
+static void shorten_send(struct http_client *c)
+{
+	static struct __kernel_timespec grace = { .tv_sec = CLOSE_GRACE_MS / 1000,
+						  .tv_nsec = CLOSE_GRACE_MS % 1000 * 1000000L };
+	struct io_uring_sqe *sqe = ring_sqe(c->srv->ring);
+	io_uring_prep_timeout_update(sqe, &grace, (uint64_t)(uintptr_t)&c->op_send_timeout,
+				     IORING_LINK_TIMEOUT_UPDATE);
+	io_uring_sqe_set_data64(sqe, 0);
+}
+
 void http_server_close(struct http_server *s)
 {
 	if (s->closing)
@@ -470,10 +484,13 @@ void http_server_close(struct http_server *s)
 	struct http_client *c = s->clients, *next;
 	for (; c; c = next) {
 		next = c->next;
-		if (c->state == C_SEND && !c->closing)
+		if (c->state == C_SEND && !c->closing) {
 			c->close_after = true;	/* finish the answer first */
-		else
+			if (c->send_armed)
+				shorten_send(c);
+		} else {
 			client_close(c);
+		}
 	}
 }
 

@@ -197,7 +197,8 @@ void http_server_start(struct http_server *s, struct io_uring *ring);
 
 /*
  * Stop: no new connections; idle and reading clients are closed, a
- * response being sent is finished first (bounded by the send timeout).
+ * response being sent is finished first, as long as each send makes
+ * progress within a second.
  * http_server_idle turns true once every op has completed.
  */
 void http_server_close(struct http_server *s);
