@@ -477,6 +477,8 @@ void http_server_close(struct http_server *s)
 	if (s->closing)
 		return;
 	s->closing = true;
+	if (!s->ring)
+		return;		/* never started: nothing in flight */
 	if (s->accepting)
 		ring_cancel_op(s->ring, &s->op_accept);
 	if (s->retry_armed)

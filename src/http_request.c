@@ -144,6 +144,8 @@ int http_reader_feed(struct http_reader *r, const char *buf, size_t len, size_t 
 	*used = 0;
 	if (r->done)
 		return 1;
+	if (len == 0)
+		return 0;	/* http_parser takes 0 bytes as EOF */
 	*used = http_parser_execute(&r->parser, &settings, buf, len);
 	enum http_errno e = HTTP_PARSER_ERRNO(&r->parser);
 	if (r->target.err)
