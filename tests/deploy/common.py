@@ -29,7 +29,7 @@ NETNS_DIRS = {"/var/run/netns", "/var/run/zring/netns"}
 # Capabilities each kind of container may add (docs/deploy.md says why).
 CAPS_NODE_AGENT = {"NET_ADMIN", "SYS_ADMIN"}
 CAPS_SIDECAR = {"NET_ADMIN"}
-CAPS_IPTABLES = {"NET_ADMIN", "NET_RAW"}
+CAPS_IPTABLES = {"NET_ADMIN"}
 
 
 class Report:

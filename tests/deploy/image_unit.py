@@ -144,7 +144,7 @@ def check_dockerfile(report, full=True):
 def check_build_stage(stage, info):
     problems = []
     build = " && ".join(stage["runs"])
-    m = re.search(r"meson install -C \S+ --destdir (\S+)", build)
+    m = re.search(r"meson install\b[^&]*?--destdir[= ](\S+)", build)
     prefix = re.search(r"--prefix=(\S+)", build)
     if not m or not prefix:
         return ["build stage: no `meson install --destdir` with a --prefix"]
