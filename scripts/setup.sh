@@ -21,9 +21,12 @@ packages=(
   build-essential pkg-config meson ninja-build clang libclang-rt-14-dev openssl
   liburing-dev libwolfssl-dev libcjson-dev libnghttp2-dev libcriterion-dev
   dpkg-dev autoconf automake libtool
-  iproute2 iptables procps psmisc python3 python3-h2
+  iproute2 iptables procps psmisc python3 python3-h2 curl
   haproxy iperf3 wrk nginx
 )
+# Installed without their recommends: prometheus is here for promtool (the
+# metrics page must pass `promtool check metrics`), not for node-exporter.
+packages_bare=(prometheus)
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -31,21 +34,29 @@ as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
+
 install_packages() {
-  local missing=()
-  for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
-  done
-  if [ "${#missing[@]}" -eq 0 ]; then
+  local missing=() bare=()
+  for p in "${packages[@]}"; do installed "$p" || missing+=("$p"); done
+  for p in "${packages_bare[@]}"; do installed "$p" || bare+=("$p"); done
+  if [ "${#missing[@]}" -eq 0 ] && [ "${#bare[@]}" -eq 0 ]; then
     say "Debian packages: all present"
     return
   fi
-  say "installing: ${missing[*]}"
+  say "installing: ${missing[*]} ${bare[*]}"
   as_root apt-get update -qq
-  # nginx and haproxy start services on install; we only want the binaries.
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-    -o Dpkg::Options::=--force-confold "${missing[@]}" >/dev/null
-  for svc in nginx haproxy; do
+  # nginx, haproxy and prometheus start services on install; we only want
+  # the binaries.
+  if [ "${#missing[@]}" -gt 0 ]; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      -o Dpkg::Options::=--force-confold "${missing[@]}" >/dev/null
+  fi
+  if [ "${#bare[@]}" -gt 0 ]; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      -o Dpkg::Options::=--force-confold "${bare[@]}" >/dev/null
+  fi
+  for svc in nginx haproxy prometheus; do
     as_root systemctl disable --now "$svc" >/dev/null 2>&1 || true
     as_root service "$svc" stop >/dev/null 2>&1 || true
   done

@@ -16,7 +16,7 @@
 
 enum opt_id {
 	O_CONFIG = 256, O_CERTS, O_HBONE, O_HBONE_PORT, O_MAX_STREAMS, O_POOL_IDLE, O_OUTBOUND, O_INBOUND, O_WORKERS, O_DRAIN, O_CONNECT, O_IDLE,
-	O_MARK, O_PUMP, O_PIPES, O_BUFFERS, O_LEVEL, O_FORMAT, O_NODE_AGENT, O_NODE,
+	O_METRICS_GRACE, O_MARK, O_PUMP, O_PIPES, O_BUFFERS, O_LEVEL, O_FORMAT, O_NODE_AGENT, O_NODE,
 };
 
 struct opt_def {
@@ -52,6 +52,8 @@ static const struct opt_def defs[] = {
 	  "upstream connect timeout (default 10s)" },
 	{ "idle-timeout", "ZRING_IDLE_TIMEOUT", O_IDLE, "DUR",
 	  "close connections idle this long, 0 = never (default 1h)" },
+	{ "metrics-grace", "ZRING_METRICS_GRACE", O_METRICS_GRACE, "DUR",
+	  "keep the metrics of workloads that left the config this long (default 5m)" },
 	{ "mark", "ZRING_MARK", O_MARK, "N",
 	  "SO_MARK on upstream sockets, exempt from redirection (default 0x539)" },
 	{ "pump", "ZRING_PUMP", O_PUMP, "splice|copy",
@@ -207,6 +209,8 @@ static int apply(struct opts *o, int id, const char *v)
 		return 0;
 	case O_IDLE:
 		return opts_parse_duration(v, &o->idle_timeout_ms);
+	case O_METRICS_GRACE:
+		return opts_parse_duration(v, &o->metrics_grace_ms);
 	case O_MARK:
 		if (parse_uint(v, UINT32_MAX, &n) < 0)
 			return -EINVAL;
@@ -253,6 +257,7 @@ static void set_defaults(struct opts *o)
 	o->drain_timeout_ms = 5000;
 	o->connect_timeout_ms = 10000;
 	o->idle_timeout_ms = 3600 * 1000;
+	o->metrics_grace_ms = 5 * 60 * 1000;
 	o->mark = 0x539;
 	o->pump = PUMP_SPLICE;
 	o->pipe_pool = 512;

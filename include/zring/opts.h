@@ -40,6 +40,7 @@ struct opts {
 	uint64_t drain_timeout_ms;
 	uint64_t connect_timeout_ms;
 	uint64_t idle_timeout_ms;	/* 0: never */
+	uint64_t metrics_grace_ms;	/* keep series of departed workloads this long */
 	uint32_t mark;
 	enum pump_mode pump;
 	unsigned pipe_pool;		/* pipes per worker (splice pump) */

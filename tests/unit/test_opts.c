@@ -13,7 +13,7 @@ static void clear_env(void)
 {
 	const char *vars[] = { "ZRING_OUTBOUND", "ZRING_INBOUND", "ZRING_WORKERS",
 			       "ZRING_DRAIN_TIMEOUT", "ZRING_CONNECT_TIMEOUT", "ZRING_IDLE_TIMEOUT",
-			       "ZRING_MARK", "ZRING_PUMP", "ZRING_LOG_LEVEL", "ZRING_LOG_FORMAT",
+			       "ZRING_METRICS_GRACE", "ZRING_MARK", "ZRING_PUMP", "ZRING_LOG_LEVEL", "ZRING_LOG_FORMAT",
 			       "ZRING_NODE_AGENT", "ZRING_NODE" };
 	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
 		unsetenv(vars[i]);
@@ -35,6 +35,23 @@ Test(opts, defaults_are_ztunnel_ports)
 	cr_assert_eq(o.connect_timeout_ms, 10000);
 	cr_assert_geq(o.workers, 1);
 	cr_assert_eq(o.log_level, LOG_INFO);
+	cr_assert_eq(o.metrics_grace_ms, 5 * 60 * 1000);
+}
+
+Test(opts, metrics_grace_from_flag_and_environment)
+{
+	struct opts o;
+	char err[256];
+	setenv("ZRING_METRICS_GRACE", "90s", 1);
+	char *a1[] = { "zring", NULL };
+	cr_assert_eq(parse(&o, err, 1, a1), 0, "%s", err);
+	cr_assert_eq(o.metrics_grace_ms, 90000);
+	char *a2[] = { "zring", "--metrics-grace", "2m", NULL };
+	cr_assert_eq(parse(&o, err, 3, a2), 0, "%s", err);
+	cr_assert_eq(o.metrics_grace_ms, 120000);
+	char *a3[] = { "zring", "--metrics-grace", "soon", NULL };
+	cr_assert_eq(parse(&o, err, 3, a3), -EINVAL);
+	cr_assert(strstr(err, "--metrics-grace"), "%s", err);
 }
 
 Test(opts, flags_set_values)
