@@ -45,6 +45,11 @@ struct opts {
 	enum pump_mode pump;
 	unsigned pipe_pool;		/* pipes per worker (splice pump) */
 	unsigned buffers;		/* provided buffers per worker (copy pump) */
+	/* HTTP endpoints on the control thread: one address each, n = 0 when
+	 * "off". The admin address is always loopback (checked here). */
+	struct addr_list admin;
+	struct addr_list metrics;
+	struct addr_list readiness;
 	enum log_level log_level;
 	enum log_format log_format;
 	/* Node-agent mode: the listeners above are opened inside every

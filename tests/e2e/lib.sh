@@ -817,6 +817,7 @@ na_access() {
 }
 
 na_count() { na_access "$1" "$2" "$3" | grep -c . || true; }
+
 # ---------------------------------------------------------------- telemetry (issue 5)
 #
 # The access-log and metrics scenarios share one topology and one traffic
@@ -958,4 +959,52 @@ metrics_promtool() {
   fi
   promtool check metrics <"$METRICS_FILE" >"$E2E_TMP/promtool.out" 2>&1 ||
     fail "promtool check metrics: $(cat "$E2E_TMP/promtool.out")"
+}
+
+# ---------------------------------------------------------------- HTTP endpoints (issue 5)
+#
+# zring's admin (127.0.0.1:15000), readiness ([::]:15021) and metrics
+# ([::]:15020) endpoints, reached from the client pod unless NS is given.
+#
+#   http_status [--ns NS] URL [CURL ARGS...]   the status code (000: no answer)
+#   http_body [--ns NS] URL [CURL ARGS...]     the body (fails the scenario on
+#                                              no answer)
+#   ready_status [NS HOST]                     status of GET /healthz/ready
+#   ready_is CODE [NS HOST]                    true when it is CODE (for wait_until)
+#   zhttp NS ARGS...                           tests/tools/zr_http.py in NS
+
+# Strip an optional "--ns NS" into HTTP_NS.
+_http_ns() { HTTP_NS="$NS_C"; if [ "${1:-}" = --ns ]; then HTTP_NS="$2"; return 2; fi; return 0; }
+
+http_status() {
+  local shift_n=0
+  _http_ns "$@" || shift_n=$?
+  shift "$shift_n"
+  ip netns exec "$HTTP_NS" curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@" || true
+}
+
+http_body() {
+  local shift_n=0 out
+  _http_ns "$@" || shift_n=$?
+  shift "$shift_n"
+  out="$(ip netns exec "$HTTP_NS" curl -sS --max-time 5 "$@" 2>&1)" || fail "curl $* failed: $out"
+  printf '%s\n' "$out"
+}
+
+ready_status() {
+  local ns="${1:-$NS_C}" host="${2:-127.0.0.1}"
+  case "$host" in *:*) host="[$host]" ;; esac
+  http_status --ns "$ns" "http://$host:15021/healthz/ready"
+}
+
+ready_is() {
+  local want="$1"
+  shift
+  [ "$(ready_status "$@")" = "$want" ]
+}
+
+zhttp() {
+  local ns="$1"
+  shift
+  ip netns exec "$ns" "$PY" "$TOOLS/zr_http.py" "$@"
 }
