@@ -3,7 +3,9 @@
 #
 # Idempotent: re-running it installs nothing twice and reuses the cached
 # wolfSSL build. What it does:
-#   1. installs the Debian packages zring builds, tests and benchmarks with;
+#   1. installs the Debian packages zring builds, tests and benchmarks with,
+#      and the npm packages tests/deploy checks the manifests with (into
+#      .cache/npm);
 #   2. builds wolfSSL 5.5.4 from Debian's own source package with AES-NI and
 #      the Intel assembly enabled, into .cache/wolfssl (git-ignored), which the
 #      meson build prefers over the system library. If that build fails, the
@@ -23,10 +25,20 @@ packages=(
   dpkg-dev autoconf automake libtool
   iproute2 iptables procps psmisc python3 python3-h2 curl
   haproxy iperf3 wrk nginx
+  python3-yaml systemd
 )
 # Installed without their recommends: prometheus is here for promtool (the
 # metrics page must pass `promtool check metrics`), not for node-exporter.
 packages_bare=(prometheus)
+
+# tests/deploy validates the Kubernetes manifests and the Dockerfile with npm
+# packages (pinned in tests/deploy/package-lock.json), installed into
+# $cache/npm. Node.js comes from Debian unless one is installed already.
+# The container image build has no tests/deploy and so skips all of this.
+deploy_tools="$root/tests/deploy"
+if [ -f "$deploy_tools/package-lock.json" ] && ! command -v npm >/dev/null; then
+  packages+=(nodejs npm)
+fi
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -125,7 +137,24 @@ build_wolfssl() {
   say "wolfSSL (AES-NI) ready in $prefix"
 }
 
+install_deploy_tools() {
+  local dir="$cache/npm"
+  [ -f "$deploy_tools/package-lock.json" ] || return 0
+  # The stamp is written last, so an interrupted install is redone.
+  if cmp -s "$deploy_tools/package-lock.json" "$dir/.zring-stamp"; then
+    say "npm tools for tests/deploy: cached in $dir"
+    return 0
+  fi
+  say "installing npm tools for tests/deploy into $dir"
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  cp "$deploy_tools/package.json" "$deploy_tools/package-lock.json" "$dir/"
+  (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+  cp "$deploy_tools/package-lock.json" "$dir/.zring-stamp"
+}
+
 install_packages
+install_deploy_tools
 if [ "${ZRING_SKIP_WOLFSSL:-0}" = 1 ]; then
   say "ZRING_SKIP_WOLFSSL=1: using the system wolfSSL"
 elif ! build_wolfssl; then
