@@ -3,7 +3,9 @@
 #
 # Idempotent: re-running it installs nothing twice and reuses the cached
 # wolfSSL build. What it does:
-#   1. installs the Debian packages zring builds, tests and benchmarks with;
+#   1. installs the Debian packages zring builds, tests and benchmarks with,
+#      and the npm packages tests/deploy checks the manifests with (into
+#      .cache/npm);
 #   2. builds wolfSSL 5.5.4 from Debian's own source package with AES-NI and
 #      the Intel assembly enabled, into .cache/wolfssl (git-ignored), which the
 #      meson build prefers over the system library. If that build fails, the
@@ -19,11 +21,24 @@ prefix="$cache/wolfssl"
 
 packages=(
   build-essential pkg-config meson ninja-build clang libclang-rt-14-dev openssl
-  liburing-dev libwolfssl-dev libcjson-dev libnghttp2-dev libcriterion-dev
+  liburing-dev libwolfssl-dev libcjson-dev libnghttp2-dev libhttp-parser-dev libcriterion-dev
   dpkg-dev autoconf automake libtool
-  iproute2 iptables procps psmisc python3 python3-h2
+  iproute2 iptables procps psmisc python3 python3-h2 curl
   haproxy iperf3 wrk nginx
+  python3-yaml systemd
 )
+# Installed without their recommends: prometheus is here for promtool (the
+# metrics page must pass `promtool check metrics`), not for node-exporter.
+packages_bare=(prometheus)
+
+# tests/deploy validates the Kubernetes manifests and the Dockerfile with npm
+# packages (pinned in tests/deploy/package-lock.json), installed into
+# $cache/npm. Node.js comes from Debian unless one is installed already.
+# The container image build has no tests/deploy and so skips all of this.
+deploy_tools="$root/tests/deploy"
+if [ -f "$deploy_tools/package-lock.json" ] && ! command -v npm >/dev/null; then
+  packages+=(nodejs npm)
+fi
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -31,21 +46,29 @@ as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
+
 install_packages() {
-  local missing=()
-  for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
-  done
-  if [ "${#missing[@]}" -eq 0 ]; then
+  local missing=() bare=()
+  for p in "${packages[@]}"; do installed "$p" || missing+=("$p"); done
+  for p in "${packages_bare[@]}"; do installed "$p" || bare+=("$p"); done
+  if [ "${#missing[@]}" -eq 0 ] && [ "${#bare[@]}" -eq 0 ]; then
     say "Debian packages: all present"
     return
   fi
-  say "installing: ${missing[*]}"
+  say "installing: ${missing[*]} ${bare[*]}"
   as_root apt-get update -qq
-  # nginx and haproxy start services on install; we only want the binaries.
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-    -o Dpkg::Options::=--force-confold "${missing[@]}" >/dev/null
-  for svc in nginx haproxy; do
+  # nginx, haproxy and prometheus start services on install; we only want
+  # the binaries.
+  if [ "${#missing[@]}" -gt 0 ]; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      -o Dpkg::Options::=--force-confold "${missing[@]}" >/dev/null
+  fi
+  if [ "${#bare[@]}" -gt 0 ]; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      -o Dpkg::Options::=--force-confold "${bare[@]}" >/dev/null
+  fi
+  for svc in nginx haproxy prometheus; do
     as_root systemctl disable --now "$svc" >/dev/null 2>&1 || true
     as_root service "$svc" stop >/dev/null 2>&1 || true
   done
@@ -114,7 +137,24 @@ build_wolfssl() {
   say "wolfSSL (AES-NI) ready in $prefix"
 }
 
+install_deploy_tools() {
+  local dir="$cache/npm"
+  [ -f "$deploy_tools/package-lock.json" ] || return 0
+  # The stamp is written last, so an interrupted install is redone.
+  if cmp -s "$deploy_tools/package-lock.json" "$dir/.zring-stamp"; then
+    say "npm tools for tests/deploy: cached in $dir"
+    return 0
+  fi
+  say "installing npm tools for tests/deploy into $dir"
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  cp "$deploy_tools/package.json" "$deploy_tools/package-lock.json" "$dir/"
+  (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+  cp "$deploy_tools/package-lock.json" "$dir/.zring-stamp"
+}
+
 install_packages
+install_deploy_tools
 if [ "${ZRING_SKIP_WOLFSSL:-0}" = 1 ]; then
   say "ZRING_SKIP_WOLFSSL=1: using the system wolfSSL"
 elif ! build_wolfssl; then

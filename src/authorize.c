@@ -54,6 +54,7 @@ static int deny(struct conn *c, const struct policy_result *res, const char *why
 	free(c->policy);
 	c->policy = res->decided_by ? strdup(res->decided_by->key) : NULL;
 	c->why = why;
+	c->rflag = RFLAG_DENY;	/* also when no policy decided (none allowed) */
 	atomic_fetch_add_explicit(&c->w->policy_denials, 1, memory_order_relaxed);
 	return -EACCES;
 }

@@ -7,6 +7,7 @@
 #include "zring/fdbudget.h"
 #include "zring/hbone.h"
 #include "zring/log.h"
+#include "zring/metrics.h"
 #include "zring/tunnel.h"
 #include "zring/origdst.h"
 #include "zring/pod.h"
@@ -76,6 +77,7 @@ static struct conn *conn_alloc(struct worker *w, enum role role, int fd)
 	}
 	lru_append(c);
 	w->nconns++;
+	metrics_set_conns(&w->metrics, w->nconns);
 	return c;
 }
 
@@ -162,15 +164,19 @@ void conn_accept(struct listener *l, int fd)
 	int err = origdst_get(fd, l->addr.sa.sa_family, &c->dst);
 	if (err < 0) {
 		conn_close(c, err, "no original destination", true);
-	} else if ((err = conn_route(c)) < 0) {
+		conn_put(c);
+		return;
+	}
+	err = conn_route(c);
+	metrics_conn_open(c);	/* labels known: from here on it is counted */
+	if (err < 0) {
 		conn_close(c, err, "no healthy endpoint", true);
 	} else if ((err = authorize_conn(c, c->snap)) < 0) {
 		conn_close(c, err, c->why, true);
 	} else if (origdst_is_self_fd(&c->dst, fd, c->w->opts) ||
 		   origdst_is_self_fd(&c->upstream, fd, c->w->opts)) {
 		conn_close(c, 0, "destination is zring itself", true);
-	} else if (c->dst_workload && c->dst_workload->protocol == PROTO_HBONE &&
-		   c->snap && c->snap->certs) {
+	} else if (conn_via_hbone(c)) {
 		if ((err = hbone_client_start(c)) < 0)
 			conn_close(c, err, c->why ? c->why : "hbone", true);
 	} else if ((err = conn_connect(c)) == -EMFILE || err == -ENFILE) {
@@ -278,10 +284,44 @@ void conn_close(struct conn *c, int err, const char *why, bool reset)
 			ring_cancel_fd(&c->w->ring, c->fd[s]);
 }
 
-static void log_access(const struct conn *c)
+/* Who is who: workloads, the service, and the identities mTLS proved. */
+static void log_parties(struct log_line *l, const struct conn *c, bool mtls)
+{
+	bool outbound = c->role == ROLE_OUTBOUND;
+	const struct workload *sw = c->src_workload, *dw = c->dst_workload;
+	if (sw) {
+		log_str(l, "src_workload", sw->name);
+		log_str(l, "src_namespace", sw->namespace);
+	}
+	if (dw) {
+		log_str(l, "dst_workload", dw->name);
+		log_str(l, "dst_namespace", dw->namespace);
+	}
+	if (c->route == ROUTE_SERVICE && c->dst_service)
+		log_str(l, "dst_service", c->dst_service->hostname);
+	if (!mtls)
+		return;
+	const char *src_id = outbound ? (sw ? sw->identity : NULL) : c->peer_id;
+	const char *dst_id = outbound ? (dw ? dw->identity : c->peer_id) : (dw ? dw->identity : NULL);
+	if (src_id)
+		log_str(l, "src_identity", src_id);
+	if (dst_id)
+		log_str(l, "dst_identity", dst_id);
+}
+
+/*
+ * One line per connection at its end (docs/operations.md, "Access log").
+ * See conn.h.
+ * up_bytes / down_bytes: client -> upstream / upstream -> client;
+ * bytes_sent / bytes_recv: from the reporting side's pod toward its peer
+ * and back (outbound: what the client sent; inbound: what the server
+ * answered), as ztunnel logs them.
+ */
+void conn_log_access(const struct conn *c)
 {
 	struct log_line l;
 	char buf[ADDR_STRLEN], msg[160];
+	bool mtls = metrics_conn_mtls(c), outbound = c->role == ROLE_OUTBOUND;
 	if (!log_begin(&l, LOG_INFO, "access"))
 		return;
 	log_u64(&l, "id", c->id);
@@ -294,17 +334,14 @@ static void log_access(const struct conn *c)
 	log_str(&l, "route", route_kind_name((enum route_kind)c->route));
 	if (!addr_equal(&c->dst, &c->upstream))
 		log_str(&l, "upstream", addr_format(&c->upstream, buf, sizeof(buf)));
-	if (c->dst_workload) {
-		log_str(&l, "dst_workload", c->dst_workload->name);
-		log_str(&l, "dst_namespace", c->dst_workload->namespace);
-	}
-	if (c->peer_id)
-		log_str(&l, c->role == ROLE_HBONE ? "src_identity" : "dst_identity", c->peer_id);
-	if (c->pump == &pump_hbone_ops)
-		log_str(&l, "security", "mutual_tls");
+	log_parties(&l, c, mtls);
+	log_str(&l, "security", mtls ? "mutual_tls" : "none");
 	log_u64(&l, "up_bytes", c->dir[0].bytes);
 	log_u64(&l, "down_bytes", c->dir[1].bytes);
+	log_u64(&l, "bytes_sent", c->dir[outbound ? 0 : 1].bytes);
+	log_u64(&l, "bytes_recv", c->dir[outbound ? 1 : 0].bytes);
 	log_u64(&l, "duration_ms", (c->w->now_ns - c->start_ns) / 1000000);
+	log_str(&l, "response_flags", metrics_flag_name(metrics_conn_flag(c)));
 	if (c->policy)
 		log_str(&l, "policy", c->policy);
 	if (c->err) {
@@ -336,11 +373,13 @@ static void conn_free(struct conn *c)
 	if (c->parked)
 		unpark(c);
 	pump_release(c);
-	log_access(c);
+	metrics_conn_close(c);
+	conn_log_access(c);
 	close_socket(c->fd[SIDE_CLIENT], c->reset);
 	close_socket(c->fd[SIDE_UPSTREAM], c->reset);
 	lru_unlink(c);
 	w->nconns--;
+	metrics_set_conns(&w->metrics, w->nconns);
 	snapshot_unref(c->snap);
 	pod_unref(c->pod);
 	free(c->peer_id);

@@ -1,8 +1,10 @@
 /*
- * Control thread: signals, the config watcher and the broadcast drain.
- * See include/zring/control.h.
+ * Control thread: signals, the config watcher, the admin / readiness /
+ * metrics endpoints and the broadcast drain. See include/zring/control.h.
  */
 #include "zring/control.h"
+#include "zring/admin.h"
+#include "zring/http.h"
 #include "zring/log.h"
 #include "zring/nodeagent.h"
 #include "zring/op.h"
@@ -17,11 +19,16 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+/* SQ size; HTTP clients keep up to two requests each in flight, which the
+ * kernel holds beyond the SQ, so this only bounds one batch. */
+#define CONTROL_RING_ENTRIES 256
+
 struct control {
 	struct io_uring ring;
 	struct worker **workers;
 	unsigned nworkers;
 	struct watch *watch;
+	struct admin *admin;
 	struct nodeagent *na;	/* node-agent mode, else NULL */
 	int sig_fd;
 	int done_fd;
@@ -31,6 +38,7 @@ struct control {
 	bool done_armed;
 	unsigned ended;
 	bool draining;
+	bool signaled;		/* a SIGTERM/SIGINT was seen: the next one exits */
 	bool stopping;
 };
 
@@ -59,9 +67,36 @@ static void arm_poll(struct control *ctl, struct op *op, int fd, bool *armed)
 	*armed = true;
 }
 
-static void start_drain(struct control *ctl, int sig)
+/* The one way a drain starts, whoever asks (a signal, POST /quitquitquit):
+ * readiness turns 503 at once, then every worker is told. Idempotent. */
+static void start_drain(struct control *ctl, const char *key, const char *why)
 {
-	if (ctl->draining) {
+	if (ctl->draining)
+		return;
+	ctl->draining = true;
+	admin_set_draining(ctl->admin);
+	struct log_line l;
+	if (log_begin(&l, LOG_INFO, "draining")) {
+		log_str(&l, key, why);
+		log_u64(&l, "deadline_ms", ctl->workers[0]->opts->drain_timeout_ms);
+		log_end(&l);
+	}
+	for (unsigned i = 0; i < ctl->nworkers; i++)
+		worker_drain(ctl->workers[i]);
+}
+
+/* POST /quitquitquit: a second one is harmless, and a SIGTERM after it
+ * (Kubernetes sends one after a preStop hook) still counts as the first
+ * signal, so it does not cut the drain short. */
+static void on_quit(void *arg, const char *why)
+{
+	start_drain(arg, "request", why);
+}
+
+/* SIGTERM/SIGINT: drain; a second signal exits at once. */
+static void on_stop_signal(struct control *ctl, int sig)
+{
+	if (ctl->signaled) {
 		struct log_line l;
 		if (log_begin(&l, LOG_WARN, "second signal, exiting now")) {
 			log_str(&l, "signal", strsignal(sig));
@@ -69,15 +104,15 @@ static void start_drain(struct control *ctl, int sig)
 		}
 		_exit(1);
 	}
-	ctl->draining = true;
-	struct log_line l;
-	if (log_begin(&l, LOG_INFO, "draining")) {
-		log_str(&l, "signal", strsignal(sig));
-		log_u64(&l, "deadline_ms", ctl->workers[0]->opts->drain_timeout_ms);
-		log_end(&l);
+	ctl->signaled = true;
+	if (ctl->draining) {
+		struct log_line l;
+		if (log_begin(&l, LOG_INFO, "already draining; a second signal exits at once")) {
+			log_str(&l, "signal", strsignal(sig));
+			log_end(&l);
+		}
 	}
-	for (unsigned i = 0; i < ctl->nworkers; i++)
-		worker_drain(ctl->workers[i]);
+	start_drain(ctl, "signal", strsignal(sig));
 }
 
 static void on_signal(struct control *ctl)
@@ -88,7 +123,7 @@ static void on_signal(struct control *ctl)
 		if (si.ssi_signo == SIGHUP)
 			watch_reload(ctl->watch);
 		else
-			start_drain(ctl, (int)si.ssi_signo);
+			on_stop_signal(ctl, (int)si.ssi_signo);
 	}
 	if (!ctl->stopping)
 		arm_poll(ctl, &ctl->op_sig, ctl->sig_fd, &ctl->sig_armed);
@@ -104,11 +139,13 @@ static void on_done(struct control *ctl)
 		arm_poll(ctl, &ctl->op_done, ctl->done_fd, &ctl->done_armed);
 		return;
 	}
-	/* Every worker ended: stop listening for signals and file changes. */
+	/* Every worker ended: stop listening for signals, file changes and
+	 * HTTP clients (a response being sent is finished first). */
 	ctl->stopping = true;
 	if (ctl->sig_armed)
 		ring_cancel_op(&ctl->ring, &ctl->op_sig);
 	watch_stop(ctl->watch, &ctl->ring);
+	admin_stop(ctl->admin);
 }
 
 static void dispatch(struct control *ctl, const struct io_uring_cqe *cqe)
@@ -132,6 +169,14 @@ static void dispatch(struct control *ctl, const struct io_uring_cqe *cqe)
 	case OP_WATCH_CERTS:
 		watch_on_certs(ctl->watch, &ctl->ring, cqe);
 		break;
+	case OP_HTTP_ACCEPT:
+	case OP_HTTP_ACCEPT_RETRY:
+	case OP_HTTP_RECV:
+	case OP_HTTP_RECV_TIMEOUT:
+	case OP_HTTP_SEND:
+	case OP_HTTP_SEND_TIMEOUT:
+		http_on_cqe(op, cqe);
+		break;
 	default:
 		break;
 	}
@@ -139,7 +184,8 @@ static void dispatch(struct control *ctl, const struct io_uring_cqe *cqe)
 
 static bool busy(const struct control *ctl)
 {
-	return ctl->sig_armed || ctl->done_armed || !watch_idle(ctl->watch);
+	return ctl->sig_armed || ctl->done_armed || !watch_idle(ctl->watch) ||
+	       !admin_idle(ctl->admin);
 }
 
 /* Wake workers so they pick up a new snapshot without waiting for I/O;
@@ -154,10 +200,10 @@ static void notify_workers(void *arg)
 }
 
 int control_run(struct worker **workers, unsigned n, int done_fd, struct watch *watch,
-		struct nodeagent *na)
+		struct admin *admin, struct nodeagent *na)
 {
 	struct control ctl = {
-		.workers = workers, .nworkers = n, .watch = watch, .na = na,
+		.workers = workers, .nworkers = n, .watch = watch, .admin = admin, .na = na,
 		.done_fd = done_fd, .sig_fd = -1,
 	};
 	const char *mode;
@@ -167,7 +213,7 @@ int control_run(struct worker **workers, unsigned n, int done_fd, struct watch *
 	ctl.sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (ctl.sig_fd < 0)
 		return -errno;
-	int err = ring_init(&ctl.ring, 32, &mode);
+	int err = ring_init(&ctl.ring, CONTROL_RING_ENTRIES, &mode);
 	if (err < 0) {
 		close(ctl.sig_fd);
 		return err;
@@ -182,6 +228,11 @@ int control_run(struct worker **workers, unsigned n, int done_fd, struct watch *
 	if (err < 0)
 		log_msg_err(LOG_WARN, "config file not watched; SIGHUP still reloads",
 			    "inotify", err);
+	admin->quit = on_quit;
+	admin->quit_arg = &ctl;
+	/* Every worker_start has returned: their listeners accept. */
+	admin_set_workers_up(admin, workers, n, watch);
+	admin_start(admin, &ctl.ring);
 
 	while (busy(&ctl)) {
 		int ret = io_uring_submit_and_wait(&ctl.ring, 1);
@@ -196,6 +247,7 @@ int control_run(struct worker **workers, unsigned n, int done_fd, struct watch *
 		io_uring_cq_advance(&ctl.ring, seen);
 	}
 	watch->on_publish = NULL;
+	admin->quit = NULL;
 	io_uring_queue_exit(&ctl.ring);
 	close(ctl.sig_fd);
 	return 0;

@@ -8,6 +8,7 @@
 #include "zring/certs.h"
 #include "zring/conn.h"
 #include "zring/log.h"
+#include "zring/metrics.h"
 #include "zring/pod.h"
 #include "zring/route.h"
 #include "zring/tunnel.h"
@@ -50,6 +51,7 @@ int hbone_client_start(struct conn *c)
 	if (!src) {
 		c->why = !from && c->pod && workload_at(s, &c->src) ? "source address is not the pod's own"
 								    : "no certificate for the source workload";
+		c->rflag = RFLAG_IDENTITY_ERROR;
 		return -EACCES;
 	}
 	union addr peer = c->upstream;
@@ -196,6 +198,7 @@ static void server_request(struct conn *c)
 	c->route = ROUTE_WORKLOAD;
 	c->dst_workload = r.workload;
 	c->upstream = c->dst;
+	metrics_conn_open(c);	/* accepted: counted from here (a denial too) */
 	int err = authorize_conn(c, c->snap);
 	if (err < 0) {
 		refuse(c, 401, err, c->why);

@@ -59,23 +59,32 @@ int log_format_parse(const char *s, enum log_format *out)
 	return 0;
 }
 
-/* Leave room for the closing "}\n" or "\n" whatever happens. */
-#define LOG_RESERVE 3
+/*
+ * A line never overflows its buffer and is always well formed: a field that
+ * does not fit is left out whole, a string value that does not fit is cut
+ * at a character boundary and its quote still closed, and a cut line ends
+ * with truncated=true. LOG_RESERVE keeps room for that marker and the
+ * line's end ("}\n" or "\n").
+ */
+#define TRUNCATED_JSON ",\"truncated\":true"
+#define TRUNCATED_TEXT " truncated=true"
+#define LOG_RESERVE (sizeof(TRUNCATED_JSON) + 2)
 
-static void put(struct log_line *l, const char *s, size_t n)
+static size_t room(const struct log_line *l)
 {
-	size_t room = sizeof(l->buf) - LOG_RESERVE - l->len;
-	if (n > room) {
-		n = room;
+	return sizeof(l->buf) - LOG_RESERVE - l->len;
+}
+
+/* All of s, or nothing (and the line is marked truncated). */
+static bool put(struct log_line *l, const char *s, size_t n)
+{
+	if (n > room(l)) {
 		l->truncated = true;
+		return false;
 	}
 	memcpy(l->buf + l->len, s, n);
 	l->len += n;
-}
-
-static void putc_(struct log_line *l, char c)
-{
-	put(l, &c, 1);
+	return true;
 }
 
 static bool text_needs_quotes(const char *v)
@@ -91,39 +100,62 @@ static bool text_needs_quotes(const char *v)
 }
 
 /* Escape for a JSON string or a quoted logfmt value; both accept \" \\ \n
- * \t and \u00XX, so one escaper serves both. */
-static void put_escaped(struct log_line *l, const char *v)
+ * \t and \u00XX, so one escaper serves both. Bytes that are not UTF-8
+ * become U+FFFD. Stops (the line is marked truncated) where the next
+ * character would not leave `keep` bytes free. */
+static void put_escaped(struct log_line *l, const char *v, size_t keep)
 {
-	for (; *v; v++) {
+	while (*v) {
 		unsigned char c = (unsigned char)*v;
 		char tmp[8];
+		const char *out = tmp;
+		size_t n = 2, step = 1;
 		if (c == '"' || c == '\\') {
-			putc_(l, '\\');
-			putc_(l, (char)c);
+			tmp[0] = '\\';
+			tmp[1] = (char)c;
 		} else if (c == '\n') {
-			put(l, "\\n", 2);
+			out = "\\n";
 		} else if (c == '\t') {
-			put(l, "\\t", 2);
+			out = "\\t";
 		} else if (c < 0x20 || c == 0x7f) {
-			snprintf(tmp, sizeof(tmp), "\\u%04x", c);
-			put(l, tmp, 6);
+			n = (size_t)snprintf(tmp, sizeof(tmp), "\\u%04x", c);
+		} else if ((step = utf8_char_len(v)) == 0) {
+			out = "\xef\xbf\xbd";	/* U+FFFD */
+			n = 3;
+			step = 1;
 		} else {
-			putc_(l, (char)c);
+			out = v;
+			n = step;
 		}
+		if (n + keep > room(l)) {
+			l->truncated = true;
+			return;
+		}
+		put(l, out, n);
+		v += step;
 	}
 }
 
-static void put_key(struct log_line *l, const char *key)
+static bool put_key(struct log_line *l, const char *key)
 {
+	size_t n = strlen(key);
 	if (g_format == LOG_JSON) {
+		/* ,"key": and both quotes of a string value */
+		if (n + 6 > room(l)) {
+			l->truncated = true;
+			return false;
+		}
 		put(l, ",\"", 2);
-		put(l, key, strlen(key));
-		put(l, "\":", 2);
-	} else {
-		putc_(l, ' ');
-		put(l, key, strlen(key));
-		putc_(l, '=');
+		put(l, key, n);
+		return put(l, "\":", 2);
 	}
+	if (n + 4 > room(l)) {		/* " key=" and two quotes */
+		l->truncated = true;
+		return false;
+	}
+	put(l, " ", 1);
+	put(l, key, n);
+	return put(l, "=", 1);
 }
 
 static void put_timestamp(struct log_line *l)
@@ -147,7 +179,7 @@ bool log_begin(struct log_line *l, enum log_level level, const char *msg)
 	if (g_format == LOG_JSON) {
 		put(l, "{\"ts\":\"", 7);
 		put_timestamp(l);
-		putc_(l, '"');
+		put(l, "\"", 1);
 	} else {
 		put(l, "ts=", 3);
 		put_timestamp(l);
@@ -161,30 +193,38 @@ void log_str(struct log_line *l, const char *key, const char *val)
 {
 	if (!val)
 		val = "-";
-	put_key(l, key);
+	size_t mark = l->len;
+	if (!put_key(l, key))
+		return;
 	if (g_format == LOG_JSON || text_needs_quotes(val)) {
-		putc_(l, '"');
-		put_escaped(l, val);
-		putc_(l, '"');
-	} else {
-		put(l, val, strlen(val));
+		put(l, "\"", 1);
+		put_escaped(l, val, 1);
+		l->buf[l->len++] = '"';		/* put_escaped kept room for it */
+	} else if (!put(l, val, strlen(val))) {
+		l->len = mark;		/* unquoted means short and plain: all or nothing */
 	}
+}
+
+/* A number: the whole field or none of it. */
+static void put_number(struct log_line *l, const char *key, const char *num, size_t n)
+{
+	size_t mark = l->len;
+	if (!put_key(l, key) || !put(l, num, n))
+		l->len = mark;
 }
 
 void log_u64(struct log_line *l, const char *key, uint64_t val)
 {
 	char tmp[24];
 	int n = snprintf(tmp, sizeof(tmp), "%" PRIu64, val);
-	put_key(l, key);
-	put(l, tmp, (size_t)n);
+	put_number(l, key, tmp, (size_t)n);
 }
 
 void log_i64(struct log_line *l, const char *key, int64_t val)
 {
 	char tmp[24];
 	int n = snprintf(tmp, sizeof(tmp), "%" PRId64, val);
-	put_key(l, key);
-	put(l, tmp, (size_t)n);
+	put_number(l, key, tmp, (size_t)n);
 }
 
 void log_err(struct log_line *l, const char *key, int neg_errno)
@@ -195,6 +235,11 @@ void log_err(struct log_line *l, const char *key, int neg_errno)
 
 void log_end(struct log_line *l)
 {
+	const char *mark = g_format == LOG_JSON ? TRUNCATED_JSON : TRUNCATED_TEXT;
+	if (l->truncated) {		/* LOG_RESERVE kept room for this */
+		memcpy(l->buf + l->len, mark, strlen(mark));
+		l->len += strlen(mark);
+	}
 	if (g_format == LOG_JSON)
 		l->buf[l->len++] = '}';
 	l->buf[l->len++] = '\n';

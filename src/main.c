@@ -2,6 +2,7 @@
  * zring: parse options, start the workers, hand the main thread to the
  * control loop, and exit 0 after a graceful drain.
  */
+#include "zring/admin.h"
 #include "zring/check.h"
 #include "zring/control.h"
 #include "zring/fdbudget.h"
@@ -55,7 +56,7 @@ static void stop_workers(struct worker **ws, unsigned started, unsigned n)
 }
 
 static int run(const struct opts *o, struct snapshot_slot *slot, struct watch *watch,
-	       struct nodeagent *na)
+	       struct admin *admin, struct nodeagent *na)
 {
 	int done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (done_fd < 0)
@@ -90,7 +91,7 @@ static int run(const struct opts *o, struct snapshot_slot *slot, struct watch *w
 			log_str(&l, "version", ZRING_VERSION);
 			log_end(&l);
 		}
-		err = control_run(ws, n, done_fd, watch, na);
+		err = control_run(ws, n, done_fd, watch, admin, na);
 		if (err < 0)
 			log_msg_err(LOG_ERROR, "control thread failed", "control", err);
 	}
@@ -139,6 +140,7 @@ int main(int argc, char **argv)
 		log_msg(LOG_WARN, "--node is ignored without --node-agent");
 	struct snapshot_slot slot;
 	struct watch watch;
+	struct admin admin;
 	struct nodeagent *na = NULL;
 	slot_init(&slot);
 	if (o.node_agent && (ret = nodeagent_new(&o, &slot, &na)) < 0) {
@@ -150,10 +152,14 @@ int main(int argc, char **argv)
 	fdb_init();
 	tls_global_init();
 	ret = watch_init(&watch, o.config, o.certs, &slot);
-	if (ret == 0)
-		ret = run(&o, &slot, &watch, na);
-	else
+	/* The endpoints' sockets before the workers': a port in use is a
+	 * startup error, like the workers' own listeners. */
+	if (ret == 0 && (ret = admin_open(&admin, &o, &slot)) == 0) {
+		ret = run(&o, &slot, &watch, &admin, na);
+		admin_close(&admin);
+	} else {
 		ret = 1;
+	}
 	nodeagent_free(na);
 	watch_deinit(&watch);
 	slot_deinit(&slot);

@@ -16,7 +16,7 @@
 
 enum opt_id {
 	O_CONFIG = 256, O_CERTS, O_HBONE, O_HBONE_PORT, O_MAX_STREAMS, O_POOL_IDLE, O_OUTBOUND, O_INBOUND, O_WORKERS, O_DRAIN, O_CONNECT, O_IDLE,
-	O_MARK, O_PUMP, O_PIPES, O_BUFFERS, O_LEVEL, O_FORMAT, O_NODE_AGENT, O_NODE,
+	O_METRICS_GRACE, O_MARK, O_PUMP, O_PIPES, O_BUFFERS, O_LEVEL, O_FORMAT, O_NODE_AGENT, O_NODE, O_ADMIN, O_METRICS, O_READINESS,
 };
 
 struct opt_def {
@@ -52,6 +52,8 @@ static const struct opt_def defs[] = {
 	  "upstream connect timeout (default 10s)" },
 	{ "idle-timeout", "ZRING_IDLE_TIMEOUT", O_IDLE, "DUR",
 	  "close connections idle this long, 0 = never (default 1h)" },
+	{ "metrics-grace", "ZRING_METRICS_GRACE", O_METRICS_GRACE, "DUR",
+	  "keep the metrics of workloads that left the config this long (default 5m)" },
 	{ "mark", "ZRING_MARK", O_MARK, "N",
 	  "SO_MARK on upstream sockets, exempt from redirection (default 0x539)" },
 	{ "pump", "ZRING_PUMP", O_PUMP, "splice|copy",
@@ -68,6 +70,12 @@ static const struct opt_def defs[] = {
 	  "serve every pod of the config in its own network namespace (zringNetns)" },
 	{ "node", "ZRING_NODE", O_NODE, "NAME",
 	  "node-agent mode: serve only the workloads whose node is NAME (default: all)" },
+	{ "admin", "ZRING_ADMIN", O_ADMIN, "ADDR|off",
+	  "admin endpoints, loopback addresses only (default 127.0.0.1:15000)" },
+	{ "readiness", "ZRING_READINESS", O_READINESS, "ADDR|off",
+	  "readiness probe GET /healthz/ready (default [::]:15021, else 0.0.0.0:15021)" },
+	{ "metrics", "ZRING_METRICS", O_METRICS, "ADDR|off",
+	  "metrics endpoint (default [::]:15020, else 0.0.0.0:15020)" },
 };
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -121,6 +129,20 @@ int opts_parse_addrs(const char *s, struct addr_list *out)
 		out->n++;
 	}
 	return out->n ? 0 : -EINVAL;
+}
+
+/* One listening address with a non-zero port, or "off" (n = 0). */
+static int parse_endpoint(const char *s, struct addr_list *out)
+{
+	out->is_default = false;
+	if (strcmp(s, "off") == 0) {
+		out->n = 0;
+		return 0;
+	}
+	if (addr_parse(s, &out->a[0]) < 0 || addr_port(&out->a[0]) == 0)
+		return -EINVAL;
+	out->n = 1;
+	return 0;
 }
 
 static int parse_uint(const char *s, unsigned long max, unsigned long *out)
@@ -207,6 +229,8 @@ static int apply(struct opts *o, int id, const char *v)
 		return 0;
 	case O_IDLE:
 		return opts_parse_duration(v, &o->idle_timeout_ms);
+	case O_METRICS_GRACE:
+		return opts_parse_duration(v, &o->metrics_grace_ms);
 	case O_MARK:
 		if (parse_uint(v, UINT32_MAX, &n) < 0)
 			return -EINVAL;
@@ -234,6 +258,12 @@ static int apply(struct opts *o, int id, const char *v)
 		return log_level_parse(v, &o->log_level);
 	case O_FORMAT:
 		return log_format_parse(v, &o->log_format);
+	case O_ADMIN:
+		return parse_endpoint(v, &o->admin);
+	case O_METRICS:
+		return parse_endpoint(v, &o->metrics);
+	case O_READINESS:
+		return parse_endpoint(v, &o->readiness);
 	}
 	return -EINVAL;
 }
@@ -245,6 +275,10 @@ static void set_defaults(struct opts *o)
 	opts_parse_addrs("0.0.0.0:15006,[::]:15006", &o->inbound);
 	opts_parse_addrs("0.0.0.0:15008,[::]:15008", &o->hbone);
 	o->outbound.is_default = o->inbound.is_default = o->hbone.is_default = true;
+	parse_endpoint("127.0.0.1:15000", &o->admin);
+	parse_endpoint("[::]:15020", &o->metrics);
+	parse_endpoint("[::]:15021", &o->readiness);
+	o->admin.is_default = o->metrics.is_default = o->readiness.is_default = true;
 	o->hbone_port = 15008;
 	o->hbone_max_streams = 100;
 	o->hbone_idle_timeout_ms = 60000;
@@ -253,6 +287,7 @@ static void set_defaults(struct opts *o)
 	o->drain_timeout_ms = 5000;
 	o->connect_timeout_ms = 10000;
 	o->idle_timeout_ms = 3600 * 1000;
+	o->metrics_grace_ms = 5 * 60 * 1000;
 	o->mark = 0x539;
 	o->pump = PUMP_SPLICE;
 	o->pipe_pool = 512;
@@ -308,6 +343,16 @@ int opts_parse(struct opts *o, int argc, char **argv, char *err, size_t errlen)
 	}
 	if (optind < argc)
 		return fail(err, errlen, "unexpected argument '%s'", argv[optind]);
+	/* The admin endpoints can stop the proxy and have no authentication:
+	 * reach them through the pod (kubectl port-forward, nsenter), never
+	 * over the network. */
+	if (o->admin.n && !addr_is_loopback(&o->admin.a[0])) {
+		char buf[ADDR_STRLEN];
+		return fail(err, errlen, "--admin %s is not a loopback address: the admin "
+			    "endpoints have no authentication, so they listen on 127.0.0.1 "
+			    "or [::1] only (or 'off')",
+			    addr_format(&o->admin.a[0], buf, sizeof(buf)));
+	}
 	return 0;
 }
 

@@ -116,4 +116,7 @@ void pump_drop_buffer(struct conn *c, unsigned d)
 void pump_dir_moved(struct conn *c, unsigned d, uint32_t n)
 {
 	c->dir[d].bytes += n;
+	/* Keeps "bytes moved => at the fresh end of the idle list", which the
+	 * metrics flush relies on; usually c is there already. */
+	conn_touch(c);
 }

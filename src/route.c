@@ -302,3 +302,11 @@ int route_lookup(const struct route_table *t, const union addr *dst, uint32_t rn
 		     &out->upstream);
 	return 0;
 }
+
+const struct workload *route_workload_at(const struct route_table *t, const union addr *a)
+{
+	struct route r;
+	if (!t || route_lookup(t, a, 0, &r) < 0 || r.kind != ROUTE_WORKLOAD)
+		return NULL;
+	return r.workload;
+}

@@ -103,6 +103,8 @@ static void reset_streams(struct tunnel *t, int err, const char *why)
 		if (c->tunnel == t) {
 			c->tunnel = NULL;
 			t->nstreams--;
+			if (t->tls_failed && !c->rflag)
+				c->rflag = RFLAG_TLS_FAILURE;
 			conn_close(c, err, why, true);
 			worker_defer_put(t->w, c);
 		}
@@ -347,6 +349,7 @@ static void handshake_failed(struct tunnel *t, int err)
 		log_end(&l);
 	}
 	worker_count_tls_failure(t->w);
+	t->tls_failed = true;
 	tunnel_close(t, err, t->why ? t->why : "tls handshake failed");
 }
 

@@ -97,6 +97,10 @@ struct worker *worker_new(unsigned id, const struct opts *opts, struct snapshot_
 		*err = -ENOMEM;
 		return NULL;
 	}
+	if ((*err = metrics_init(&w->metrics, opts->metrics_grace_ms, METRICS_MAX_SERIES)) < 0) {
+		free(w);
+		return NULL;
+	}
 	w->id = id;
 	w->opts = opts;
 	w->slot = slot;
@@ -133,6 +137,7 @@ fail:
 	free_listeners(w);
 	if (w->wake_fd >= 0)
 		close(w->wake_fd);
+	metrics_deinit(&w->metrics);
 	free(w);
 	return NULL;
 }
@@ -208,6 +213,7 @@ static void on_tick(struct worker *w, const struct io_uring_cqe *cqe)
 	conn_retry_parked(w);
 	nodeagent_worker_tick(w);
 	tunnel_tick(w);
+	metrics_tick(w);
 	if (w->draining && w->now_ns >= w->drain_deadline_ns && w->nconns)
 		close_all(w, 0, "drain deadline");
 	arm_tick(w);
@@ -337,10 +343,18 @@ static void run_deferred(struct worker *w)
 	w->ndeferred = 0;
 }
 
+/* Single writer: a relaxed load and store, no locked instruction. */
+static void count(_Atomic uint64_t *n)
+{
+	atomic_store_explicit(n, atomic_load_explicit(n, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
 void worker_count_tls_failure(struct worker *w)
 {
-	w->tls_failures++;
+	count(&w->tls_failures);
 }
+
 
 static void run_loop(struct worker *w)
 {
@@ -473,6 +487,7 @@ void worker_free(struct worker *w)
 	free_listeners(w);
 	close(w->wake_fd);
 	free(w->deferred);
+	metrics_deinit(&w->metrics);
 	free(w);
 }
 

@@ -234,6 +234,15 @@ const char *config_status_name(enum workload_status s);
 const char *config_scope_name(enum policy_scope s);
 const char *config_action_name(enum policy_action a);
 
+/*
+ * The snapshot as JSON with the file's field names (src/config_write.c):
+ * every field zring keeps, so the output loads again with config_parse.
+ * Returns a new cJSON tree (the caller cJSON_Deletes it), or NULL when out
+ * of memory.
+ */
+struct cJSON;
+struct cJSON *config_to_json(const struct config *cfg);
+
 /* Format an IP (no port) into buf (at least 46 bytes); returns buf. */
 const char *config_ip_format(const struct ip *ip, char *buf, size_t len);
 

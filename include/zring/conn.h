@@ -30,6 +30,7 @@
 struct worker;
 struct hbone_req;
 struct pod;
+struct metrics_series;
 
 enum { SIDE_CLIENT = 0, SIDE_UPSTREAM = 1 };
 
@@ -68,8 +69,24 @@ struct conn {
 	char *peer_id;		/* hbone: the other end's identity */
 	struct hbone_req *req;	/* hbone server: headers until the request is whole */
 	const char *why;	/* short reason for the access log, or NULL */
-	char *policy;		/* "ns/name" of the policy that denied it, or NULL */
+	/* Telemetry (metrics.h): set by metrics_conn_open once the labels are
+	 * known; reported[d] is how much of dir[d].bytes the series has. */
+	const struct workload *src_workload;	/* in snap, or NULL */
+	struct metrics_series *series;
+	uint64_t reported[2];
+	uint8_t rflag;		/* enum metrics_flag, where a failure's kind is known */
+	/* "ns/name" of the policy that denied it (owned), or NULL; logged as
+	 * policy= (authorize.c sets it, and rflag to DENY). */
+	char *policy;
 };
+
+/* Does c (routed, not yet started) go through an HBONE tunnel? Outbound
+ * only: inbound plaintext (15006) is for a local pod, reached directly. */
+static inline bool conn_via_hbone(const struct conn *c)
+{
+	return c->role == ROLE_OUTBOUND && c->dst_workload &&
+	       c->dst_workload->protocol == PROTO_HBONE && c->snap && c->snap->certs;
+}
 
 /* Take an accepted socket `fd` from listener l: find its original
  * destination and connect upstream. Takes ownership of fd in every case. */
@@ -110,6 +127,10 @@ static inline void conn_op_submitted(struct conn *c)
  * what the CQE carries, e.g. a selected buffer, and call conn_put).
  */
 bool conn_op_completed(struct conn *c);
+
+/* Log c's access line (conn_put does, as it frees c): addresses,
+ * workloads, identities, bytes each way, duration, response flags, error. */
+void conn_log_access(const struct conn *c);
 
 /* Free c if it is closing and nothing is in flight. */
 void conn_put(struct conn *c);

@@ -12,8 +12,10 @@
  *	}
  *
  * log_begin returns false when the level is filtered out; nothing else needs
- * to be called then. Values are quoted and escaped as the format requires.
- * The level is a process-wide atomic and can change at run time.
+ * to be called then. Values are quoted and escaped as the format requires
+ * (bytes that are not UTF-8 become U+FFFD). A line that would not fit its
+ * buffer is cut field by field and ends with truncated=true: it is still
+ * one valid JSON object (or logfmt line). The level is a process-wide atomic and can change at run time.
  */
 #ifndef ZRING_LOG_H
 #define ZRING_LOG_H
@@ -28,7 +30,7 @@ enum log_format { LOG_TEXT, LOG_JSON };
 struct log_line {
 	size_t len;
 	bool truncated;
-	char buf[1024];
+	char buf[2048];
 };
 
 void log_setup(enum log_level level, enum log_format format);

@@ -31,6 +31,12 @@ enum op_type {
 	OP_TUNNEL_CONNECT_TIMEOUT,
 	OP_TUNNEL_RECV,		/* tunnel: ciphertext in */
 	OP_TUNNEL_SEND,		/* tunnel: ciphertext out */
+	OP_HTTP_ACCEPT,		/* http server (control thread): multishot accept */
+	OP_HTTP_ACCEPT_RETRY,	/* http server: timer to re-arm after EMFILE */
+	OP_HTTP_RECV,		/* http client: request bytes in */
+	OP_HTTP_RECV_TIMEOUT,	/* http client: linked timeout of the recv */
+	OP_HTTP_SEND,		/* http client: response bytes out */
+	OP_HTTP_SEND_TIMEOUT,	/* http client: linked timeout of the send */
 };
 
 struct op {

@@ -40,10 +40,16 @@ struct opts {
 	uint64_t drain_timeout_ms;
 	uint64_t connect_timeout_ms;
 	uint64_t idle_timeout_ms;	/* 0: never */
+	uint64_t metrics_grace_ms;	/* keep series of departed workloads this long */
 	uint32_t mark;
 	enum pump_mode pump;
 	unsigned pipe_pool;		/* pipes per worker (splice pump) */
 	unsigned buffers;		/* provided buffers per worker (copy pump) */
+	/* HTTP endpoints on the control thread: one address each, n = 0 when
+	 * "off". The admin address is always loopback (checked here). */
+	struct addr_list admin;
+	struct addr_list metrics;
+	struct addr_list readiness;
 	enum log_level log_level;
 	enum log_format log_format;
 	/* Node-agent mode: the listeners above are opened inside every

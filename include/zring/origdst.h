@@ -21,8 +21,8 @@ int origdst_get(int fd, int family, union addr *out);
 /*
  * Would proxying to `dst` reach zring itself? True when dst is the local
  * address the client connected to (nothing was redirected), or when its
- * port is one of zring's listener ports and its address is loopback,
- * unspecified or one zring listens on.
+ * port is one of zring's own ports (capture listeners, admin, readiness,
+ * metrics) and its address is loopback, unspecified or one zring listens on.
  */
 bool origdst_is_self(const union addr *dst, const union addr *local,
 		     const struct opts *opts);

@@ -102,7 +102,7 @@ void pump_arm_recv(struct conn *c, unsigned d, int fd);
 void pump_take_buffer(struct conn *c, unsigned d, const struct io_uring_cqe *cqe);
 void pump_drop_buffer(struct conn *c, unsigned d);
 
-/* Bytes moved in direction d. */
+/* Bytes moved in direction d (also marks c active: conn_touch). */
 void pump_dir_moved(struct conn *c, unsigned d, uint32_t n);
 
 #endif

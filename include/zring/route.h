@@ -42,6 +42,9 @@ void route_free(struct route_table *t);
 int route_lookup(const struct route_table *t, const union addr *dst, uint32_t rnd,
 		 struct route *out);
 
+/* The workload that owns address a (any port), or NULL: t may be NULL. */
+const struct workload *route_workload_at(const struct route_table *t, const union addr *a);
+
 const char *route_kind_name(enum route_kind k);
 
 /* IP helpers shared with the config code. */

@@ -57,6 +57,7 @@ struct tunnel {
 	bool recv_armed;
 	bool send_armed;
 	bool ready;			/* handshake done, ALPN h2, peer verified */
+	bool tls_failed;		/* the handshake failed: streams end as TLS_FAILURE */
 	bool closing;
 	bool draining;			/* no new streams (GOAWAY either way) */
 	uint8_t *rx;

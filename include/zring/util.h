@@ -25,4 +25,11 @@ uint64_t now_ns(void);
 /* Wall clock in milliseconds since the epoch (for log timestamps). */
 uint64_t wall_ms(void);
 
+/* The length (1-4) of the well-formed UTF-8 character that starts at s (a
+ * non-empty string), or 0 when the bytes there are not one: a stray
+ * continuation byte, a truncated or overlong sequence, a surrogate or a
+ * code point above U+10FFFF. Escapers replace such bytes with U+FFFD so
+ * that what they write is always valid UTF-8. */
+size_t utf8_char_len(const char *s);
+
 #endif

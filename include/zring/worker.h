@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "zring/bufring.h"
+#include "zring/metrics.h"
 #include "zring/nodeagent.h"
 #include "zring/op.h"
 #include "zring/opts.h"
@@ -63,9 +64,13 @@ struct worker {
 
 	struct tunnel *tunnels;		/* HBONE tunnels, both sides */
 	unsigned ntunnels;
-	uint64_t tls_failures;
-	_Atomic uint64_t policy_denials;	/* connections refused or closed by policy */
 	uint64_t next_conn_id;
+
+	/* Telemetry. The counters are written by this worker only and read by
+	 * the metrics renderer: relaxed atomics. */
+	struct metrics metrics;
+	_Atomic uint64_t tls_failures;
+	_Atomic uint64_t policy_denials;	/* connections refused or closed by policy */
 
 	_Atomic unsigned cmd;
 	int wake_fd;
@@ -125,6 +130,7 @@ int worker_add_listener(struct worker *w, struct listener *l);
  * for code inside library callbacks that must not free c under them. */
 void worker_defer_put(struct worker *w, struct conn *c);
 
+/* Count a failed TLS handshake (worker thread only). */
 void worker_count_tls_failure(struct worker *w);
 
 /* Out of descriptors: pause every listener of this worker for a moment. */

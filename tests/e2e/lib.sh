@@ -254,7 +254,7 @@ start_zring() {
 
 zring_ready() {
   proc_alive "$ZPID" || return 0   # died: let the caller find out
-  grep -q 'msg=ready' "$ZLOG"
+  grep -qE 'msg=ready|"msg":"ready"' "$ZLOG"
 }
 
 # stop_zring: SIGTERM the running zring; it must exit 0 within 10 s.
@@ -589,7 +589,7 @@ zr_start() {
 
 zr_ready() {
   proc_alive "${ZR_PID[$1]}" || return 0
-  grep -q 'msg=ready' "${ZR_LOGF[$1]}"
+  grep -qE 'msg=ready|"msg":"ready"' "${ZR_LOGF[$1]}"
 }
 
 zr_log() { echo "${ZR_LOGF[$1]}"; }
@@ -817,3 +817,194 @@ na_access() {
 }
 
 na_count() { na_access "$1" "$2" "$3" | grep -c . || true; }
+
+# ---------------------------------------------------------------- telemetry (issue 5)
+#
+# The access-log and metrics scenarios share one topology and one traffic
+# pattern, with a zring in each pod as for HBONE (A: client pod, outbound;
+# B: server pod, inbound plaintext on 15006 or HBONE on 15008):
+#
+#   tele_topology              the two pods, capture in both; the server pod's
+#                              port $TELE_CLOSED is not captured, so A's
+#                              connections to it fail at connect
+#   tele_config FILE PROTO     the workloads: client-pod (workloadName client,
+#                              sa client) at C4 and server-pod (workloadName
+#                              server, sa server) at S4, both in namespace
+#                              default, protocol PROTO (TCP or HBONE);
+#                              server-pod is the endpoint of service
+#                              web.default.svc.cluster.local, VIP $TELE_VIP:80 -> 8080;
+#                              policy default/deny-$TELE_DENIED denies that
+#                              port (enforced by B)
+#   tele_traffic               TELE_N direct transfers (to S4:8080) and TELE_V
+#                              through the VIP, one at a time, sizes
+#                              tele_up/tele_down I (direct) and
+#                              tele_vip_up/tele_vip_down I; sets TELE_UP and
+#                              TELE_DOWN (direct) and TELE_VIP_UP /
+#                              TELE_VIP_DOWN: the bytes on the wire each way
+#   wire_up U D [RATE] / wire_down U D    bytes a ZR1 transfer of U up and
+#                              D down (at --down-rate RATE) puts on the wire
+#                              client->server / server->client
+#   metrics_get NS             GET http://127.0.0.1:15020/metrics (curl) from
+#                              the zring in netns NS into $METRICS_FILE
+#   metric_value NAME [LABELS] the sum of the samples of NAME in $METRICS_FILE
+#                              whose labels include all of LABELS
+#                              ('k="v",k2="v2"'); 0 when none does
+#   metrics_promtool           `promtool check metrics` on $METRICS_FILE
+#                              (missing promtool: skip, or fail under CI=true)
+
+readonly TELE_VIP=10.96.0.10 TELE_CLOSED=8099 TELE_DENIED=8097 TELE_N=4 TELE_V=2
+METRICS_FILE=""
+
+tele_topology() {
+  command -v openssl >/dev/null || skip "openssl not found"
+  e2e_topology
+  install_capture_in "$NS_C"
+  install_capture_in "$NS_S" --exclude-inbound-ports "$TELE_CLOSED"
+  route_vips "$TELE_VIP/32"
+}
+
+tele_config() {
+  cat >"$1" <<JSON
+{"workloads":[
+  {"uid":"c1","name":"client-pod","namespace":"default","serviceAccount":"client",
+   "workloadName":"client","workloadIps":["$C4"],"protocol":"$2"},
+  {"uid":"s1","name":"server-pod","namespace":"default","serviceAccount":"server",
+   "workloadName":"server","workloadIps":["$S4"],"protocol":"$2",
+   "services":{"default/web.default.svc.cluster.local":{"80":8080}}}
+],"services":[
+  {"name":"web","namespace":"default","hostname":"web.default.svc.cluster.local",
+   "vips":["/$TELE_VIP"],"ports":{"80":8080}}
+],"policies":[
+  {"name":"deny-$TELE_DENIED","namespace":"default","scope":"Namespace","action":"Deny",
+   "rules":[[[{"destinationPorts":[$TELE_DENIED]}]]]}
+]}
+JSON
+}
+
+wire_up() { local h="ZR1 $1 $2 ${3:-0}"; echo $(($1 + ${#h} + 1)); }
+wire_down() { echo $(($2 + 64 + 1 + 64 + 1 + ${#1} + 1)); }
+tele_up() { echo $((1000 * $1 + 17)); }
+tele_down() { echo $((30000 * $1 + 5)); }
+tele_vip_up() { echo $((5000 + $1)); }
+tele_vip_down() { echo $((70000 + $1)); }
+
+tele_traffic() {
+  local i up down
+  TELE_UP=0 TELE_DOWN=0 TELE_VIP_UP=0 TELE_VIP_DOWN=0
+  for ((i = 1; i <= TELE_N; i++)); do
+    up="$(tele_up "$i")" down="$(tele_down "$i")"
+    client_ok "$NS_C" xfer --host "$S4" --port 8080 --up "$up" --down "$down"
+    TELE_UP=$((TELE_UP + $(wire_up "$up" "$down")))
+    TELE_DOWN=$((TELE_DOWN + $(wire_down "$up" "$down")))
+  done
+  for ((i = 1; i <= TELE_V; i++)); do
+    up="$(tele_vip_up "$i")" down="$(tele_vip_down "$i")"
+    client_ok "$NS_C" xfer --host "$TELE_VIP" --port 80 --up "$up" --down "$down"
+    TELE_VIP_UP=$((TELE_VIP_UP + $(wire_up "$up" "$down")))
+    TELE_VIP_DOWN=$((TELE_VIP_DOWN + $(wire_down "$up" "$down")))
+  done
+}
+
+metrics_get() {
+  command -v curl >/dev/null || skip "curl not found"
+  METRICS_FILE="$E2E_TMP/metrics-$1-$((++E2E_METRICS_GETS)).txt"
+  ip netns exec "$1" curl -fsS --max-time 5 "http://127.0.0.1:15020/metrics" >"$METRICS_FILE" ||
+    fail "GET http://127.0.0.1:15020/metrics in $1 failed"
+}
+E2E_METRICS_GETS=0
+
+metric_value() {
+  "$PY" - "$METRICS_FILE" "$1" "${2:-}" <<'PY'
+import re, sys
+
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+def labels(text):
+    """k="v",... with the exposition format's escapes undone."""
+    out, pos = {}, 0
+    while pos < len(text):
+        m = LABEL.match(text, pos)
+        if not m:
+            sys.exit(f"bad labels: {text!r}")
+        v = re.sub(r'\\(.)', lambda e: "\n" if e.group(1) == "n" else e.group(1), m.group(2))
+        out[m.group(1)] = v
+        pos = m.end()
+        if pos < len(text):
+            if text[pos] != ",":
+                sys.exit(f"bad labels: {text!r}")
+            pos += 1
+    return out
+
+path, name, want = sys.argv[1], sys.argv[2], labels(sys.argv[3])
+total = 0.0
+for line in open(path, encoding="utf-8"):
+    line = line.rstrip("\n")
+    if not line or line.startswith("#"):
+        continue
+    m = re.match(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$', line)
+    if not m:
+        sys.exit(f"bad sample line: {line!r}")
+    if m.group(1) != name:
+        continue
+    have = labels(m.group(2) or "")
+    if all(have.get(k) == v for k, v in want.items()):
+        total += float(m.group(3))
+print(int(total) if total == int(total) else total)
+PY
+}
+
+metrics_promtool() {
+  if ! command -v promtool >/dev/null; then
+    skip "promtool not found (Debian package prometheus)"
+  fi
+  promtool check metrics <"$METRICS_FILE" >"$E2E_TMP/promtool.out" 2>&1 ||
+    fail "promtool check metrics: $(cat "$E2E_TMP/promtool.out")"
+}
+
+# ---------------------------------------------------------------- HTTP endpoints (issue 5)
+#
+# zring's admin (127.0.0.1:15000), readiness ([::]:15021) and metrics
+# ([::]:15020) endpoints, reached from the client pod unless NS is given.
+#
+#   http_status [--ns NS] URL [CURL ARGS...]   the status code (000: no answer)
+#   http_body [--ns NS] URL [CURL ARGS...]     the body (fails the scenario on
+#                                              no answer)
+#   ready_status [NS HOST]                     status of GET /healthz/ready
+#   ready_is CODE [NS HOST]                    true when it is CODE (for wait_until)
+#   zhttp NS ARGS...                           tests/tools/zr_http.py in NS
+
+# Strip an optional "--ns NS" into HTTP_NS.
+_http_ns() { HTTP_NS="$NS_C"; if [ "${1:-}" = --ns ]; then HTTP_NS="$2"; return 2; fi; return 0; }
+
+http_status() {
+  local shift_n=0
+  _http_ns "$@" || shift_n=$?
+  shift "$shift_n"
+  ip netns exec "$HTTP_NS" curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@" || true
+}
+
+http_body() {
+  local shift_n=0 out
+  _http_ns "$@" || shift_n=$?
+  shift "$shift_n"
+  out="$(ip netns exec "$HTTP_NS" curl -sS --max-time 5 "$@" 2>&1)" || fail "curl $* failed: $out"
+  printf '%s\n' "$out"
+}
+
+ready_status() {
+  local ns="${1:-$NS_C}" host="${2:-127.0.0.1}"
+  case "$host" in *:*) host="[$host]" ;; esac
+  http_status --ns "$ns" "http://$host:15021/healthz/ready"
+}
+
+ready_is() {
+  local want="$1"
+  shift
+  [ "$(ready_status "$@")" = "$want" ]
+}
+
+zhttp() {
+  local ns="$1"
+  shift
+  ip netns exec "$ns" "$PY" "$TOOLS/zr_http.py" "$@"
+}

@@ -149,7 +149,7 @@ wait_until 10 at_least 1 na_count N1 pod3 inbound || fail "N1: no inbound access
 out="$(na_access N1 pod1 outbound | grep -F " dst=$(na_pod_ip pod3):8080 " | head -n1)"
 in="$(na_access N1 pod3 inbound | head -n1)"
 [ "$(access_field "$out" route)" = workload ] || fail "pod1 -> pod3: route: $out"
-[ -z "$(access_field "$out" security)" ] || fail "pod1 -> pod3 went through a tunnel: $out"
+[ "$(access_field "$out" security)" = none ] || fail "pod1 -> pod3 went through a tunnel: $out"
 # The upstream socket was made in pod1's namespace: pod3 sees it come from
 # pod1's address (from the node's it would be 10.78.1.1), on a port of its own.
 [[ "$(access_field "$in" src)" == "$(na_pod_ip pod1)":* ]] || fail "pod3's inbound line: src is not pod1: $in"

@@ -89,6 +89,7 @@ refused() {
   else
     [ "$(access_field "$line" policy)" = "$policy" ] || fail "$port: policy is not $policy: $line"
   fi
+  [ "$(access_field "$line" response_flags)" = DENY ] || fail "$port: response_flags is not DENY: $line"
   [ "$(server_conns "$port")" = 0 ] || fail "$port: the server saw a connection"
   a="$(zr_access A | sed 's/$/ /' | grep -F " dst=$S4:$port " | tail -n1)"
   [[ "$(access_field "$a" error)" == *401* ]] || fail "$port: A's access line does not say 401: $a"

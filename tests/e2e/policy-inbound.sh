@@ -72,6 +72,7 @@ refused() {
     [ "$(access_field "$line" policy)" = "$policy" ] || fail "$addr: policy is not $policy: $line"
   fi
   [ "$(access_field "$line" up_bytes)" = 0 ] || fail "$addr: bytes reached upstream: $line"
+  [ "$(access_field "$line" response_flags)" = DENY ] || fail "$addr: response_flags is not DENY: $line"
   sleep 0.2
   [ "$(server_conns "$port")" = "$before" ] || fail "$addr: the server saw a connection"
 }

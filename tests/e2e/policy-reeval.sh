@@ -70,6 +70,7 @@ hcmd 7001 ping 3
 while read -r line; do
   [ "$(access_field "$line" policy)" = default/deny-7001 ] || fail "7001 access line does not name deny-7001: $line"
   [[ "$(access_field "$line" error)" == *denied* ]] || fail "7001 access line does not say denied: $line"
+  [ "$(access_field "$line" response_flags)" = DENY ] || fail "7001 access line: response_flags is not DENY: $line"
 done < <(access_to "$C4:7001")
 
 hcmd 7000 ping 5

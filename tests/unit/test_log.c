@@ -91,6 +91,57 @@ Test(log, an_oversized_value_is_truncated_not_overflowed)
 	log_setup(LOG_INFO, LOG_TEXT);
 }
 
+static void emit_huge_escaped(void)
+{
+	struct log_line l;
+	static char big[3000];
+	/* Every character needs escaping or is multi-byte. */
+	for (size_t i = 0; i + 3 < sizeof(big); i += 3)
+		memcpy(big + i, i % 2 ? "\xc3\xa9\"" : "\\\n\t", 3);
+	if (log_begin(&l, LOG_WARN, "big")) {
+		log_u64(&l, "before", 1);
+		log_str(&l, "v", big);
+		log_u64(&l, "after", 2);
+		log_end(&l);
+	}
+}
+
+Test(log, a_cut_text_line_closes_its_quote_and_says_truncated)
+{
+	log_setup(LOG_INFO, LOG_TEXT);
+	char *s = capture(emit_huge_escaped);
+	size_t n = strlen(s);
+	cr_assert_leq(n, sizeof(((struct log_line *)0)->buf));
+	cr_assert(strstr(s, " before=1 v=\""), "%s", s);
+	cr_assert_null(strstr(s, "after="), "a field after the cut must not appear: %s", s);
+	const char *end = " truncated=true\n";
+	cr_assert_str_eq(s + n - strlen(end), end, "%s", s + n - 40);
+	/* The value's closing quote is right before the marker, not escaped. */
+	cr_assert_eq(s[n - strlen(end) - 1], '"');
+	cr_assert_neq(s[n - strlen(end) - 2], '\\');
+}
+
+static void emit_not_utf8(void)
+{
+	struct log_line l;
+	if (log_begin(&l, LOG_INFO, "x")) {
+		log_str(&l, "v", "a\xff" "b\xe2\x98" "c\xed\xa0\x80" "d\xc3\xa9");
+		log_end(&l);
+	}
+}
+
+Test(log, bytes_that_are_not_utf8_become_replacement_characters)
+{
+	log_setup(LOG_INFO, LOG_JSON);
+	char *s = capture(emit_not_utf8);
+	log_setup(LOG_INFO, LOG_TEXT);
+	/* \xff, a cut 3-byte sequence (two bytes) and a surrogate (three). */
+	cr_assert(strstr(s, "\"v\":\"a\xef\xbf\xbd"
+			    "b\xef\xbf\xbd\xef\xbf\xbd"
+			    "c\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+			    "d\xc3\xa9\"}"), "%s", s);
+}
+
 Test(log, parses_levels_and_formats)
 {
 	enum log_level lv;

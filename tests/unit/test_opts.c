@@ -13,8 +13,8 @@ static void clear_env(void)
 {
 	const char *vars[] = { "ZRING_OUTBOUND", "ZRING_INBOUND", "ZRING_WORKERS",
 			       "ZRING_DRAIN_TIMEOUT", "ZRING_CONNECT_TIMEOUT", "ZRING_IDLE_TIMEOUT",
-			       "ZRING_MARK", "ZRING_PUMP", "ZRING_LOG_LEVEL", "ZRING_LOG_FORMAT",
-			       "ZRING_NODE_AGENT", "ZRING_NODE" };
+			       "ZRING_METRICS_GRACE", "ZRING_MARK", "ZRING_PUMP", "ZRING_LOG_LEVEL", "ZRING_LOG_FORMAT",
+			       "ZRING_NODE_AGENT", "ZRING_NODE", "ZRING_ADMIN", "ZRING_READINESS", "ZRING_METRICS" };
 	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
 		unsetenv(vars[i]);
 }
@@ -35,6 +35,23 @@ Test(opts, defaults_are_ztunnel_ports)
 	cr_assert_eq(o.connect_timeout_ms, 10000);
 	cr_assert_geq(o.workers, 1);
 	cr_assert_eq(o.log_level, LOG_INFO);
+	cr_assert_eq(o.metrics_grace_ms, 5 * 60 * 1000);
+}
+
+Test(opts, metrics_grace_from_flag_and_environment)
+{
+	struct opts o;
+	char err[256];
+	setenv("ZRING_METRICS_GRACE", "90s", 1);
+	char *a1[] = { "zring", NULL };
+	cr_assert_eq(parse(&o, err, 1, a1), 0, "%s", err);
+	cr_assert_eq(o.metrics_grace_ms, 90000);
+	char *a2[] = { "zring", "--metrics-grace", "2m", NULL };
+	cr_assert_eq(parse(&o, err, 3, a2), 0, "%s", err);
+	cr_assert_eq(o.metrics_grace_ms, 120000);
+	char *a3[] = { "zring", "--metrics-grace", "soon", NULL };
+	cr_assert_eq(parse(&o, err, 3, a3), -EINVAL);
+	cr_assert(strstr(err, "--metrics-grace"), "%s", err);
 }
 
 Test(opts, flags_set_values)
@@ -163,4 +180,53 @@ Test(opts, node_agent_from_the_environment)
 	setenv("ZRING_NODE_AGENT", "maybe", 1);
 	cr_assert_eq(parse(&o, err, 1, argv), -EINVAL);
 	cr_assert(strstr(err, "ZRING_NODE_AGENT"), "%s", err);
+}
+
+Test(opts, endpoints_default_to_ztunnel_ports)
+{
+	struct opts o;
+	char err[256], buf[ADDR_STRLEN];
+	char *argv[] = { "zring", NULL };
+	cr_assert_eq(parse(&o, err, 1, argv), 0, "%s", err);
+	cr_assert_eq(o.admin.n, 1);
+	cr_assert_str_eq(addr_format(&o.admin.a[0], buf, sizeof(buf)), "127.0.0.1:15000");
+	cr_assert_str_eq(addr_format(&o.readiness.a[0], buf, sizeof(buf)), "[::]:15021");
+	cr_assert_str_eq(addr_format(&o.metrics.a[0], buf, sizeof(buf)), "[::]:15020");
+	cr_assert(o.readiness.is_default && o.metrics.is_default);
+}
+
+Test(opts, endpoints_off_and_moved)
+{
+	struct opts o;
+	char err[256], buf[ADDR_STRLEN];
+	setenv("ZRING_METRICS", "off", 1);
+	setenv("ZRING_READINESS", "0.0.0.0:9021", 1);
+	char *argv[] = { "zring", "--admin", "[::1]:9000", "--readiness", "off", NULL };
+	cr_assert_eq(parse(&o, err, 5, argv), 0, "%s", err);
+	cr_assert_eq(o.metrics.n, 0, "off from the environment");
+	cr_assert_eq(o.readiness.n, 0, "the flag wins over ZRING_READINESS");
+	cr_assert_str_eq(addr_format(&o.admin.a[0], buf, sizeof(buf)), "[::1]:9000");
+	cr_assert_not(o.admin.is_default);
+	char *a2[] = { "zring", "--admin", "off", NULL };
+	cr_assert_eq(parse(&o, err, 3, a2), 0, "%s", err);
+	cr_assert_eq(o.admin.n, 0);
+}
+
+Test(opts, admin_must_be_loopback)
+{
+	struct opts o;
+	char err[256];
+	char *a1[] = { "zring", "--admin", "0.0.0.0:15000", NULL };
+	cr_assert_eq(parse(&o, err, 3, a1), -EINVAL);
+	cr_assert(strstr(err, "not a loopback address"), "%s", err);
+	char *a2[] = { "zring", "--admin", "10.1.2.3:15000", NULL };
+	cr_assert_eq(parse(&o, err, 3, a2), -EINVAL);
+	setenv("ZRING_ADMIN", "[::]:15000", 1);
+	char *a3[] = { "zring", NULL };
+	cr_assert_eq(parse(&o, err, 1, a3), -EINVAL);
+	cr_assert(strstr(err, "[::]:15000"), "%s", err);
+	char *a4[] = { "zring", "--admin", "127.0.0.2:15000", NULL };
+	cr_assert_eq(parse(&o, err, 3, a4), 0, "all of 127/8 is loopback: %s", err);
+	char *a5[] = { "zring", "--readiness", "1.2.3.4:0", NULL };
+	cr_assert_eq(parse(&o, err, 3, a5), -EINVAL, "port 0 is no address to probe");
 }

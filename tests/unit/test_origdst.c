@@ -11,6 +11,9 @@ static struct opts defaults(void)
 	char *argv[] = { "zring", NULL };
 	unsetenv("ZRING_OUTBOUND");
 	unsetenv("ZRING_INBOUND");
+	unsetenv("ZRING_ADMIN");
+	unsetenv("ZRING_READINESS");
+	unsetenv("ZRING_METRICS");
 	opts_parse(&o, 1, argv, err, sizeof(err));
 	return o;
 }
@@ -49,6 +52,18 @@ Test(origdst, remote_destinations_are_not_self)
 	cr_assert_not(origdst_is_self(&d1, &local, &o));
 	cr_assert_not(origdst_is_self(&d2, &local, &o), "another host's 15001 is legitimate");
 	cr_assert_not(origdst_is_self(&d3, &local, &o));
+}
+
+Test(origdst, the_endpoint_ports_are_ours_too)
+{
+	struct opts o = defaults();
+	union addr local = A("10.0.0.5:15001");
+	union addr d1 = A("127.0.0.1:15000"), d2 = A("10.0.0.5:15021"), d3 = A("[::1]:15020");
+	cr_assert(origdst_is_self(&d1, &local, &o));
+	cr_assert(origdst_is_self(&d2, &local, &o));
+	cr_assert(origdst_is_self(&d3, &local, &o));
+	union addr remote = A("10.0.0.9:15021");
+	cr_assert_not(origdst_is_self(&remote, &local, &o), "another pod's readiness port");
 }
 
 Test(origdst, port_zero_is_refused)
