@@ -47,10 +47,12 @@ static int check_mark(uint32_t mark)
 	return err;
 }
 
-static void stop_workers(struct worker **ws, unsigned started, unsigned n)
+/* Drain every worker whose thread runs, then join and free them all. */
+static void stop_workers(struct worker **ws, unsigned n)
 {
-	for (unsigned i = 0; i < started; i++)
-		worker_drain(ws[i]);
+	for (unsigned i = 0; i < n; i++)
+		if (ws[i]->thread_started)
+			worker_drain(ws[i]);
 	for (unsigned i = 0; i < n; i++)
 		worker_free(ws[i]);
 }
@@ -95,9 +97,7 @@ static int run(const struct opts *o, struct snapshot_slot *slot, struct watch *w
 		if (err < 0)
 			log_msg_err(LOG_ERROR, "control thread failed", "control", err);
 	}
-	if (err < 0 && started < n)
-		started++;	/* the one that failed to start still has a thread */
-	stop_workers(ws, started, n);
+	stop_workers(ws, n);
 	free(ws);
 	close(done_fd);
 	if (err < 0)

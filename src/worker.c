@@ -457,6 +457,7 @@ int worker_start(struct worker *w)
 	int err = pthread_create(&w->thread, NULL, worker_main, w);
 	if (err)
 		return -err;
+	w->thread_started = true;
 	while (sem_wait(&g_started) < 0 && errno == EINTR)
 		;
 	return w->start_err;
@@ -482,7 +483,8 @@ void worker_free(struct worker *w)
 {
 	if (!w)
 		return;
-	pthread_join(w->thread, NULL);
+	if (w->thread_started)
+		pthread_join(w->thread, NULL);
 	nodeagent_worker_free(w);
 	free_listeners(w);
 	close(w->wake_fd);

@@ -41,6 +41,7 @@ struct worker {
 	uint64_t snap_version;
 	uint64_t rng;			/* xorshift state, endpoint picks */
 	pthread_t thread;
+	bool thread_started;		/* thread exists: worker_free joins it */
 	struct io_uring ring;
 	bool ring_ready;
 
@@ -99,7 +100,10 @@ struct worker {
 struct worker *worker_new(unsigned id, const struct opts *opts, struct snapshot_slot *slot,
 			  int done_fd, int *err);
 
-/* Start the thread; it sets up its ring, arms accepts and runs the loop. */
+/* Start the thread; it sets up its ring, arms accepts and runs the loop.
+ * Returns once it is running (0) or has failed to set up (-errno; its
+ * thread has ended). If no thread could be made, thread_started stays
+ * false and worker_free does not join one. */
 int worker_start(struct worker *w);
 
 /* Ask a running worker to drain (idempotent, any thread). */
