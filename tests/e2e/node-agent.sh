@@ -58,9 +58,14 @@ spiffe_of() { echo "spiffe://cluster.local/ns/default/sa/$1"; }
 per=$((WORKERS * 2))    # one per worker, IPv4 and IPv6
 for p in pod1 pod2 pod3; do na_expect_listeners "$p" "$per" N1 15008; done
 na_expect_listeners remote "$per" N2 15008
+# zring's own endpoints (admin 15000, metrics 15020, readiness 15021) stay in
+# its own namespace, like ztunnel's; no proxy listener is there.
+endpoints='( sport = :15000 or sport = :15020 or sport = :15021 )'
 for n in 1 2; do
-  own="$(ip netns exec "$(na_node_ns "$n")" ss -Hltn | grep -c . || true)"
-  [ "$own" -eq 0 ] || fail "node $n's own namespace has $own listening sockets, want none"
+  own="$(ip netns exec "$(na_node_ns "$n")" ss -Hltn "not $endpoints" | grep -c . || true)"
+  [ "$own" -eq 0 ] || fail "node $n's own namespace has $own proxy listening sockets, want none"
+  eps="$(ip netns exec "$(na_node_ns "$n")" ss -Hltn "$endpoints" | grep -c . || true)"
+  [ "$eps" -eq 3 ] || fail "node $n's own namespace has $eps endpoint listeners, want 3 (15000, 15020, 15021)"
 done
 for n in N1 N2; do
   grep -q 'msg=ready .*mode=node-agent' "$(zr_log "$n")" || fail "$n: no ready line with mode=node-agent"
@@ -166,7 +171,7 @@ done
 tunnels="$(ip netns exec "$(na_pod_ns pod1)" ss -Htnp state established "dport = :15008" | grep -c 'zring' || true)"
 [ "$tunnels" -ge 2 ] || fail "pod1's namespace has $tunnels zring tunnels open (to pod2 and remote), want >= 2"
 for n in 1 2; do
-  conns="$(ip netns exec "$(na_node_ns "$n")" ss -Htanp | grep -c zring || true)"
+  conns="$(ip netns exec "$(na_node_ns "$n")" ss -Htanp "not $endpoints" | grep -c zring || true)"
   [ "$conns" -eq 0 ] || fail "node $n's own namespace has $conns zring sockets, want none"
 done
 log "ok: pooled tunnels open inside pod1; no zring socket in the nodes' namespaces"
