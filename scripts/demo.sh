@@ -301,6 +301,20 @@ requests() {
   return "$failed"
 }
 
+# show_telemetry: what the client pod's zring reports on its own endpoints:
+# readiness (15021) and the Istio TCP metrics (15020). Nonzero if either is
+# missing.
+show_telemetry() {
+  local m ready
+  say "client pod zring: GET :15021/healthz/ready and :15020/metrics (istio_tcp_connections_opened_total)"
+  ready="$(ip netns exec "$NS_C" curl -s --max-time 3 http://127.0.0.1:15021/healthz/ready || true)"
+  printf '%s\n' "${ready:-no answer}" >&2
+  m="$(ip netns exec "$NS_C" curl -s --max-time 3 http://127.0.0.1:15020/metrics |
+    grep '^istio_tcp_connections_opened_total' || true)"
+  printf '%s\n' "${m:-no istio_tcp_connections_opened_total series}" >&2
+  [ "$ready" = ready ] && [ -n "$m" ]
+}
+
 # stop_zrings: one SIGTERM each (they drain and exit); returns nonzero if
 # either did not exit 0.
 stop_zrings() {
@@ -353,6 +367,7 @@ main() {
 
   local rc=0
   requests || rc=$?
+  show_telemetry || rc=1
   if [ "$once" = 1 ]; then
     say "done (--once): SIGTERM to both zrings"
     stop_zrings || rc=1
@@ -368,6 +383,8 @@ main() {
   say "both zrings keep running; try it yourself in another terminal, e.g.
     sudo ip netns exec $NS_C curl http://$S4:$SERVER_PORT/
     sudo ip netns exec $NS_C curl http://$VIP/
+    sudo ip netns exec $NS_C curl http://127.0.0.1:15020/metrics
+    sudo ip netns exec $NS_C curl http://127.0.0.1:15000/config_dump
   Press Ctrl-C to stop them and remove the topology."
   local st=0
   wait -n "$zring_a" "$zring_b" || st=$?
