@@ -10,14 +10,15 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "policy_fixture.h"
 #include "zring/config.h"
 #include "zring/policy.h"
 #include "zring/snapshot.h"
+#include "zring/strbuf.h"
 
 /* ---- helpers ---- */
 
@@ -35,13 +36,8 @@ static void teardown(void)
 static struct config *parse_ok(const char *json)
 {
 	struct config *c;
-	struct config_errors errs;
-	int err = config_parse(json, strlen(json), "test.json", &c, &errs);
-	if (err) {
-		config_errors_print(&errs, "test.json", stderr);
-		cr_assert_fail("parse failed (%d): %s", err, json);
-	}
-	config_errors_free(&errs);
+	int err = policy_fixture_parse(json, "test.json", &c);
+	cr_assert_eq(err, 0, "parse failed (%d): %s", err, json);
 	return c;
 }
 
@@ -90,12 +86,11 @@ static const struct conn ALT = { "[fd00:2::3]:1234", "[fd00::1:1]:9090",
 
 static struct policy_result check(const char *uid, struct conn c)
 {
-	union addr src, dst;
-	cr_assert_eq(addr_parse(c.src, &src), 0, "%s", c.src);
-	cr_assert_eq(addr_parse(c.dst, &dst), 0, "%s", c.dst);
-	struct policy_request req = { .src = &src, .dst = &dst, .src_identity = c.id };
+	struct policy_fixture_conn fc;
+	cr_assert_eq(policy_fixture_conn_init(&fc, c.src, c.dst, c.id), 0, "%s -> %s", c.src,
+		     c.dst);
 	struct policy_result r;
-	policy_check(ix, wl(uid), &req, &r);
+	policy_check(ix, wl(uid), &fc.req, &r);
 	return r;
 }
 
@@ -482,15 +477,13 @@ Test(policy, destination_outside_the_config_is_denied)
 {
 	load("", "", "");
 	struct workload stranger = { .uid = "x", .namespace = "ns1" };
-	union addr src, dst;
-	addr_parse("10.1.0.1:1", &src);
-	addr_parse("10.0.1.1:80", &dst);
-	struct policy_request req = { .src = &src, .dst = &dst };
+	struct policy_fixture_conn c;
+	cr_assert_eq(policy_fixture_conn_init(&c, "10.1.0.1:1", "10.0.1.1:80", NULL), 0);
 	struct policy_result r;
-	policy_check(ix, &stranger, &req, &r);
+	policy_check(ix, &stranger, &c.req, &r);
 	cr_assert_eq(r.verdict, POLICY_DENY);
 	cr_assert_eq(r.why, POLICY_WHY_UNKNOWN_WORKLOAD);
-	policy_check(ix, NULL, &req, &r);
+	policy_check(ix, NULL, &c.req, &r);
 	cr_assert_eq(r.verdict, POLICY_DENY);
 	cr_assert_eq(policy_applicable(ix, &stranger, NULL, 0), 0);
 }
@@ -686,41 +679,16 @@ Test(policy, snapshot_builds_the_index)
 	struct snapshot *s;
 	cr_assert_eq(snapshot_new(config_ref(cfg), NULL, &s), 0);
 	cr_assert_not_null(s->policies);
-	union addr src, dst;
-	addr_parse("10.1.0.1:1", &src);
-	addr_parse("10.0.1.1:80", &dst);
-	struct policy_request req = { .src = &src, .dst = &dst };
+	struct policy_fixture_conn c;
+	cr_assert_eq(policy_fixture_conn_init(&c, "10.1.0.1:1", "10.0.1.1:80", NULL), 0);
 	struct policy_result r;
-	policy_check(s->policies, &s->cfg->workloads[0], &req, &r);
+	policy_check(s->policies, &s->cfg->workloads[0], &c.req, &r);
 	cr_assert_eq(r.verdict, POLICY_DENY);
 	cr_assert_str_eq(r.decided_by->key, "ns1/deny-all");
 	snapshot_unref(s);
 }
 
 /* ---- the index against a brute-force oracle ---- */
-
-struct sbuf {
-	char *p;
-	size_t n, cap;
-};
-
-__attribute__((format(printf, 2, 3))) static void sb_add(struct sbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	for (;;) {
-		va_start(ap, fmt);
-		int n = vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
-		va_end(ap);
-		cr_assert(n >= 0);
-		if ((size_t)n < b->cap - b->n) {
-			b->n += (size_t)n;
-			return;
-		}
-		b->cap = b->cap * 2 + (size_t)n + 1;
-		b->p = realloc(b->p, b->cap);
-		cr_assert_not_null(b->p);
-	}
-}
 
 static int cmp_ptr(const void *a, const void *b)
 {
@@ -769,30 +737,33 @@ static char *big_config(void)
 {
 	enum { NS = 40, NW = 600, NP = 1500 };
 	static const char *const scopes[] = { "Global", "Namespace", "WorkloadSelector" };
-	struct sbuf b = { 0 };
+	struct strbuf b;
 	unsigned seed = 12345;
-	sb_add(&b, "{\"workloads\": [");
+	strbuf_init(&b);
+	strbuf_puts(&b, "{\"workloads\": [");
 	for (int w = 0; w < NW; w++) {
-		sb_add(&b, "%s{\"uid\": \"w%d\", \"namespace\": \"ns%d\", \"workloadIps\": "
-		       "[\"10.%d.%d.1\"], \"authorizationPolicies\": [", w ? "," : "", w,
-		       rand_r(&seed) % NS, w / 256, w % 256);
+		strbuf_printf(&b, "%s{\"uid\": \"w%d\", \"namespace\": \"ns%d\", \"workloadIps\": "
+			      "[\"10.%d.%d.1\"], \"authorizationPolicies\": [", w ? "," : "", w,
+			      rand_r(&seed) % NS, w / 256, w % 256);
 		int nrefs = rand_r(&seed) % 6;
 		for (int k = 0; k < nrefs; k++) {
 			int p = rand_r(&seed) % NP;
-			sb_add(&b, "%s\"ns%d/p%d\"", k ? "," : "", p % NS, p);
+			strbuf_printf(&b, "%s\"ns%d/p%d\"", k ? "," : "", p % NS, p);
 		}
-		sb_add(&b, "]}");
+		strbuf_puts(&b, "]}");
 	}
-	sb_add(&b, "], \"policies\": [");
+	strbuf_puts(&b, "], \"policies\": [");
 	for (int p = 0; p < NP; p++) {
 		int r = rand_r(&seed);
-		sb_add(&b, "%s{\"name\": \"p%d\", \"namespace\": \"ns%d\", \"scope\": \"%s\","
-		       " \"action\": \"%s\", \"dryRun\": %s, \"rules\": [[[{\"destinationPorts\":"
-		       " [%d]}]]]}", p ? "," : "", p, p % NS, scopes[r % 50 == 0 ? 0 : 1 + r % 2],
-		       r & 64 ? "Allow" : "Deny", r & 128 ? "true" : "false", p + 1);
+		strbuf_printf(&b, "%s{\"name\": \"p%d\", \"namespace\": \"ns%d\", \"scope\": \"%s\","
+			      " \"action\": \"%s\", \"dryRun\": %s, \"rules\": [[[{\"destinationPorts\":"
+			      " [%d]}]]]}", p ? "," : "", p, p % NS, scopes[r % 50 == 0 ? 0 : 1 + r % 2],
+			      r & 64 ? "Allow" : "Deny", r & 128 ? "true" : "false", p + 1);
 	}
-	sb_add(&b, "]}");
-	return b.p;
+	strbuf_puts(&b, "]}");
+	char *json = strbuf_take(&b, NULL);
+	cr_assert_not_null(json);
+	return json;
 }
 
 Test(policy, index_agrees_with_the_definition_on_a_large_config)
