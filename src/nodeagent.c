@@ -148,14 +148,24 @@ static void post_all(struct nodeagent *na, struct nodeagent_msg **msgs)
 	free(msgs);
 }
 
+/* Begin a line about p: msg, then which pod (name, uid, netns). False when
+ * the level is filtered out, and then there is no line to end. */
+static bool log_pod_begin(struct log_line *l, enum log_level lv, const char *msg,
+			  const struct pod *p)
+{
+	if (!log_begin(l, lv, msg))
+		return false;
+	log_str(l, "pod", p->name);
+	log_str(l, "uid", p->uid);
+	log_str(l, "netns", p->netns);
+	return true;
+}
+
 static void log_pod(enum log_level lv, const char *msg, const struct pod *p, int err)
 {
 	struct log_line l;
-	if (!log_begin(&l, lv, msg))
+	if (!log_pod_begin(&l, lv, msg, p))
 		return;
-	log_str(&l, "pod", p->name);
-	log_str(&l, "uid", p->uid);
-	log_str(&l, "netns", p->netns);
 	if (err)
 		log_err(&l, "error", err);
 	log_end(&l);
@@ -172,11 +182,8 @@ static void log_listen_failed(const struct pod *p, enum role role, const union a
 {
 	struct log_line l;
 	char buf[ADDR_STRLEN];
-	if (!log_begin(&l, LOG_WARN, "cannot listen in pod"))
+	if (!log_pod_begin(&l, LOG_WARN, "cannot listen in pod", p))
 		return;
-	log_str(&l, "pod", p->name);
-	log_str(&l, "uid", p->uid);
-	log_str(&l, "netns", p->netns);
 	log_str(&l, "role", role_name(role));
 	log_str(&l, "addr", addr_format(a, buf, sizeof(buf)));
 	log_err(&l, "error", err);
@@ -235,10 +242,7 @@ static int check_conflict(struct nodeagent *na, const struct pod *p)
 		return 0;
 	atomic_fetch_add(&na->netns_failures, 1);
 	struct log_line l;
-	if (log_begin(&l, LOG_WARN, "pod not served")) {
-		log_str(&l, "pod", p->name);
-		log_str(&l, "uid", p->uid);
-		log_str(&l, "netns", p->netns);
+	if (log_pod_begin(&l, LOG_WARN, "pod not served", p)) {
 		log_str(&l, "reason", why);
 		log_end(&l);
 	}
@@ -262,11 +266,8 @@ static int table_add(struct nodeagent *na, struct pod *p)
 static void log_added(const struct nodeagent *na, const struct pod *p, unsigned nlisteners)
 {
 	struct log_line l;
-	if (!log_begin(&l, LOG_INFO, "pod added"))
+	if (!log_pod_begin(&l, LOG_INFO, "pod added", p))
 		return;
-	log_str(&l, "pod", p->name);
-	log_str(&l, "uid", p->uid);
-	log_str(&l, "netns", p->netns);
 	log_u64(&l, "listeners", nlisteners);
 	log_u64(&l, "workers", na->nworkers);
 	log_u64(&l, "pods", na->npods);
@@ -350,10 +351,7 @@ static int leave_pod(struct nodeagent *na, struct pod *p)
 	post_all(na, msgs);
 	na->removed++;
 	struct log_line l;
-	if (log_begin(&l, LOG_INFO, "pod removed")) {
-		log_str(&l, "pod", p->name);
-		log_str(&l, "uid", p->uid);
-		log_str(&l, "netns", p->netns);
+	if (log_pod_begin(&l, LOG_INFO, "pod removed", p)) {
 		log_u64(&l, "drain_ms", na->opts->drain_timeout_ms);
 		log_end(&l);
 	}
@@ -530,6 +528,12 @@ static void log_drained(const struct worker *w, const struct pod *p, unsigned cu
 	log_end(&l);
 }
 
+static void drain_free(struct nodeagent_drain *d)
+{
+	pod_unref(d->pod);
+	free(d);
+}
+
 void nodeagent_worker_tick(struct worker *w)
 {
 	struct nodeagent_drain **pp = &w->pod_inbox.draining;
@@ -543,8 +547,7 @@ void nodeagent_worker_tick(struct worker *w)
 		}
 		log_drained(w, d->pod, expired ? n : 0);
 		*pp = d->next;
-		pod_unref(d->pod);
-		free(d);
+		drain_free(d);
 	}
 }
 
@@ -560,8 +563,7 @@ void nodeagent_worker_free(struct worker *w)
 	while (in->draining) {
 		struct nodeagent_drain *d = in->draining;
 		in->draining = d->next;
-		pod_unref(d->pod);
-		free(d);
+		drain_free(d);
 	}
 	pthread_mutex_destroy(&in->lock);
 }

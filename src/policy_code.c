@@ -98,12 +98,12 @@ static void emit_cidr(struct policy_code *pc, const struct cidr *c)
 	emit_bytes(pc, c->ip.bytes, 16);
 }
 
-/* One field: op, count, body. Nothing when the field is empty. */
-static void emit_field(struct policy_code *pc, unsigned op, const void *v, size_t n,
-		       unsigned *nfields)
+/* One field: op, count, body. Nothing when the field is empty; returns
+ * how many fields it wrote (0 or 1). */
+static unsigned emit_field(struct policy_code *pc, unsigned op, const void *v, size_t n)
 {
 	if (!n)
-		return;
+		return 0;
 	emit(pc, op);
 	size_t at = open_body(pc, (uint32_t)n);
 	for (size_t i = 0; i < n; i++) {
@@ -123,32 +123,31 @@ static void emit_field(struct policy_code *pc, unsigned op, const void *v, size_
 		}
 	}
 	close_body(pc, at);
-	++*nfields;
+	return 1;
 }
+
+/* A field of struct policy_match and its `not_` form, positive first. */
+static unsigned emit_pair(struct policy_code *pc, unsigned op, const void *v, size_t n,
+			  const void *not_v, size_t not_n)
+{
+	unsigned nfields = emit_field(pc, op, v, n);
+	return nfields + emit_field(pc, op | FIELD_NOT, not_v, not_n);
+}
+
+/* emit_pair's arguments for the field `name` of match m. */
+#define FIELD_PAIR(m, name) (m)->name, (m)->n##name, (m)->not_##name, (m)->nnot_##name
 
 static void emit_match(struct policy_code *pc, const struct policy_match *m)
 {
-	unsigned nfields = 0;
 	size_t at = open_body(pc, 0);
 	size_t head = at - 2;
-	emit_field(pc, FIELD_PORT, m->destination_ports, m->ndestination_ports, &nfields);
-	emit_field(pc, FIELD_PORT | FIELD_NOT, m->not_destination_ports,
-		   m->nnot_destination_ports, &nfields);
-	emit_field(pc, FIELD_DST_IP, m->destination_ips, m->ndestination_ips, &nfields);
-	emit_field(pc, FIELD_DST_IP | FIELD_NOT, m->not_destination_ips,
-		   m->nnot_destination_ips, &nfields);
-	emit_field(pc, FIELD_SRC_IP, m->source_ips, m->nsource_ips, &nfields);
-	emit_field(pc, FIELD_SRC_IP | FIELD_NOT, m->not_source_ips, m->nnot_source_ips,
-		   &nfields);
-	emit_field(pc, FIELD_SA, m->service_accounts, m->nservice_accounts, &nfields);
-	emit_field(pc, FIELD_SA | FIELD_NOT, m->not_service_accounts,
-		   m->nnot_service_accounts, &nfields);
-	emit_field(pc, FIELD_PRINCIPAL, m->principals, m->nprincipals, &nfields);
-	emit_field(pc, FIELD_PRINCIPAL | FIELD_NOT, m->not_principals, m->nnot_principals,
-		   &nfields);
-	emit_field(pc, FIELD_NAMESPACE, m->namespaces, m->nnamespaces, &nfields);
-	emit_field(pc, FIELD_NAMESPACE | FIELD_NOT, m->not_namespaces, m->nnot_namespaces,
-		   &nfields);
+	/* cheapest first: ports, addresses, then identity */
+	unsigned nfields = emit_pair(pc, FIELD_PORT, FIELD_PAIR(m, destination_ports));
+	nfields += emit_pair(pc, FIELD_DST_IP, FIELD_PAIR(m, destination_ips));
+	nfields += emit_pair(pc, FIELD_SRC_IP, FIELD_PAIR(m, source_ips));
+	nfields += emit_pair(pc, FIELD_SA, FIELD_PAIR(m, service_accounts));
+	nfields += emit_pair(pc, FIELD_PRINCIPAL, FIELD_PAIR(m, principals));
+	nfields += emit_pair(pc, FIELD_NAMESPACE, FIELD_PAIR(m, namespaces));
 	close_body(pc, at);
 	if (!pc->oom)
 		pc->w[head] = nfields;
@@ -278,8 +277,9 @@ static bool sa_has(const uint32_t *w, const struct policy_facts *f)
 static bool field_any(const uint32_t *w, const struct policy_facts *f)
 {
 	const uint32_t *e = w + 3;
+	unsigned op = w[0] & ~FIELD_NOT;
 	for (uint32_t i = 0; i < w[1]; i++) {
-		switch (w[0] & ~FIELD_NOT) {
+		switch (op) {
 		case FIELD_PORT:
 			if (e[0] == f->dst_port)
 				return true;
@@ -287,7 +287,7 @@ static bool field_any(const uint32_t *w, const struct policy_facts *f)
 			break;
 		case FIELD_DST_IP:
 		case FIELD_SRC_IP:
-			if (cidr_has(e, (w[0] & ~FIELD_NOT) == FIELD_DST_IP ? &f->dst : &f->src))
+			if (cidr_has(e, op == FIELD_DST_IP ? &f->dst : &f->src))
 				return true;
 			e += CIDR_WORDS;
 			break;
@@ -297,9 +297,9 @@ static bool field_any(const uint32_t *w, const struct policy_facts *f)
 			e += 2 + padded(e[0]) + padded(e[1]);
 			break;
 		default:	/* a string match: principal or namespace */
-			if (((w[0] & ~FIELD_NOT) == FIELD_NAMESPACE || f->has_id) &&
+			if ((op == FIELD_NAMESPACE || f->has_id) &&
 			    str_match(e[0], (const char *)(e + 2), e[1],
-				      (w[0] & ~FIELD_NOT) == FIELD_NAMESPACE ? f->ns : f->principal))
+				      op == FIELD_NAMESPACE ? f->ns : f->principal))
 				return true;
 			e += 2 + padded(e[1]);
 		}

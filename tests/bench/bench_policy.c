@@ -13,41 +13,17 @@
  * Each policy has two rules mixing principals, namespaces, CIDRs and
  * ports; a third of them Deny, 1% dry-run. Prints a table; not a test.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
+#include "policy_fixture.h"
 #include "zring/policy.h"
+#include "zring/strbuf.h"
 #include "zring/util.h"
 
 #define NPOLICIES 10000
 #define NWORKLOADS 10000
 #define NNS 100
-
-struct sbuf {
-	char *p;
-	size_t n, cap;
-};
-
-__attribute__((format(printf, 2, 3))) static void sb_add(struct sbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	for (;;) {
-		va_start(ap, fmt);
-		int n = vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
-		va_end(ap);
-		if (n < 0)
-			abort();
-		if ((size_t)n < b->cap - b->n) {
-			b->n += (size_t)n;
-			return;
-		}
-		b->cap = b->cap * 2 + (size_t)n + 1;
-		if (!(b->p = realloc(b->p, b->cap)))
-			abort();
-	}
-}
 
 enum { SC_GLOBAL, SC_NS, SC_SEL };
 
@@ -71,26 +47,27 @@ static int listed_by(int i, bool worst)
 	return worst ? 0 : (i * 7919) % NWORKLOADS;
 }
 
-static void add_policy(struct sbuf *b, int i, bool worst)
+static void add_policy(struct strbuf *b, int i, bool worst)
 {
 	static const char *const scopes[] = { "Global", "Namespace", "WorkloadSelector" };
-	sb_add(b, "%s{\"name\": \"p%d\", \"namespace\": \"ns%d\", \"scope\": \"%s\", "
-	       "\"action\": \"%s\", \"dryRun\": %s, \"rules\": ["
-	       "[[{\"principals\": [{\"Exact\": \"cluster.local/ns/ns%d/sa/sa%d\"}], "
-	       "\"destinationPorts\": [%d, %d]}],"
-	       " [{\"sourceIps\": [\"10.%d.0.0/16\", \"fd00:%x::/32\"]}]],"
-	       "[[{\"namespaces\": [{\"Prefix\": \"team-%d\"}], \"notDestinationPorts\": [22]},"
-	       " {\"serviceAccounts\": [{\"namespace\": \"ns%d\", \"serviceAccount\": \"sa%d\"}],"
-	       " \"destinationIps\": [\"10.%d.%d.0/24\"]}]]]}",
-	       i ? "," : "", i, policy_ns(i, worst), scopes[scope_of(i, worst)],
-	       i % 3 == 0 ? "Deny" : "Allow", i % 100 == 99 ? "true" : "false",
-	       i % NNS, i, 1000 + i % 5000, 9000 + i % 500, i % 250, i + 1, i,
-	       i % NNS, i, 100 + i % 100, i % 250);
+	strbuf_printf(b, "%s{\"name\": \"p%d\", \"namespace\": \"ns%d\", \"scope\": \"%s\", "
+		      "\"action\": \"%s\", \"dryRun\": %s, \"rules\": ["
+		      "[[{\"principals\": [{\"Exact\": \"cluster.local/ns/ns%d/sa/sa%d\"}], "
+		      "\"destinationPorts\": [%d, %d]}],"
+		      " [{\"sourceIps\": [\"10.%d.0.0/16\", \"fd00:%x::/32\"]}]],"
+		      "[[{\"namespaces\": [{\"Prefix\": \"team-%d\"}], \"notDestinationPorts\": [22]},"
+		      " {\"serviceAccounts\": [{\"namespace\": \"ns%d\", \"serviceAccount\": \"sa%d\"}],"
+		      " \"destinationIps\": [\"10.%d.%d.0/24\"]}]]]}",
+		      i ? "," : "", i, policy_ns(i, worst), scopes[scope_of(i, worst)],
+		      i % 3 == 0 ? "Deny" : "Allow", i % 100 == 99 ? "true" : "false",
+		      i % NNS, i, 1000 + i % 5000, 9000 + i % 500, i % 250, i + 1, i,
+		      i % NNS, i, 100 + i % 100, i % 250);
 }
 
 static char *make_config(bool worst)
 {
-	struct sbuf b = { 0 };
+	struct strbuf b;
+	strbuf_init(&b);
 	int **refs = calloc(NWORKLOADS, sizeof(*refs));
 	int *nrefs = calloc(NWORKLOADS, sizeof(*nrefs));
 	for (int i = 0; i < NPOLICIES; i++) {
@@ -100,25 +77,28 @@ static char *make_config(bool worst)
 		refs[w] = realloc(refs[w], (size_t)(nrefs[w] + 1) * sizeof(int));
 		refs[w][nrefs[w]++] = i;
 	}
-	sb_add(&b, "{\"workloads\": [");
+	strbuf_puts(&b, "{\"workloads\": [");
 	for (int w = 0; w < NWORKLOADS; w++) {
-		sb_add(&b, "%s{\"uid\": \"w%d\", \"namespace\": \"ns%d\", \"serviceAccount\": "
-		       "\"sa%d\", \"workloadIps\": [\"10.%d.%d.%d\"], \"protocol\": \"HBONE\", "
-		       "\"authorizationPolicies\": [", w ? "," : "", w, w % NNS, w,
-		       64 + w / 65536, (w / 256) % 256, w % 256);
+		strbuf_printf(&b, "%s{\"uid\": \"w%d\", \"namespace\": \"ns%d\", \"serviceAccount\": "
+			      "\"sa%d\", \"workloadIps\": [\"10.%d.%d.%d\"], \"protocol\": \"HBONE\", "
+			      "\"authorizationPolicies\": [", w ? "," : "", w, w % NNS, w,
+			      64 + w / 65536, (w / 256) % 256, w % 256);
 		for (int k = 0; k < nrefs[w]; k++)
-			sb_add(&b, "%s\"ns%d/p%d\"", k ? "," : "", policy_ns(refs[w][k], worst),
-			       refs[w][k]);
-		sb_add(&b, "]}");
+			strbuf_printf(&b, "%s\"ns%d/p%d\"", k ? "," : "",
+				      policy_ns(refs[w][k], worst), refs[w][k]);
+		strbuf_puts(&b, "]}");
 		free(refs[w]);
 	}
-	sb_add(&b, "], \"policies\": [");
+	strbuf_puts(&b, "], \"policies\": [");
 	for (int i = 0; i < NPOLICIES; i++)
 		add_policy(&b, i, worst);
-	sb_add(&b, "]}");
+	strbuf_puts(&b, "]}");
 	free(refs);
 	free(nrefs);
-	return b.p;
+	char *json = strbuf_take(&b, NULL);
+	if (!json)
+		abort();
+	return json;
 }
 
 struct setup {
@@ -130,13 +110,9 @@ struct setup {
 static void setup(bool worst, struct setup *s)
 {
 	char *json = make_config(worst);
-	struct config_errors errs;
 	uint64_t t0 = now_ns();
-	if (config_parse(json, strlen(json), "bench", &s->cfg, &errs) < 0) {
-		config_errors_print(&errs, "bench", stderr);
+	if (policy_fixture_parse(json, "bench", &s->cfg) < 0)
 		exit(1);
-	}
-	config_errors_free(&errs);
 	free(json);
 	uint64_t t1 = now_ns();
 	/* build a few times; report the best (the first also faults pages in) */
@@ -162,10 +138,9 @@ static void setup(bool worst, struct setup *s)
 static double rate(const struct setup *s, size_t w, const char *src, const char *dst,
 		   const char *id, struct policy_result *last)
 {
-	union addr a_src, a_dst;
-	addr_parse(src, &a_src);
-	addr_parse(dst, &a_dst);
-	struct policy_request req = { .src = &a_src, .dst = &a_dst, .src_identity = id };
+	struct policy_fixture_conn c;
+	if (policy_fixture_conn_init(&c, src, dst, id) < 0)
+		abort();
 	const struct workload *wk = &s->cfg->workloads[w];
 	double best = 0;
 	for (int round = 0; round < 5; round++) {
@@ -173,7 +148,7 @@ static double rate(const struct setup *s, size_t w, const char *src, const char 
 		uint64_t t0 = now_ns(), el;
 		do {
 			for (size_t i = 0; i < batch; i++)
-				policy_check(s->ix, wk, &req, last);
+				policy_check(s->ix, wk, &c.req, last);
 			iters += batch;
 			if (batch < (1u << 16))
 				batch *= 2;

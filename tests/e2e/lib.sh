@@ -312,10 +312,15 @@ access_field() {
   sed -n "s/.* $2=\(\"[^\"]*\"\|[^ ]*\).*/\1/p" <<<" $1"
 }
 
-# The access lines whose dst= is ADDR (e.g. 10.77.0.2:8080 or [fd00:77::2]:8080).
-access_to() {
-  grep 'msg=access' "$ZLOG" | sed 's/$/ /' | grep -F " dst=$1 " | sed 's/ $//' || true
+# access_in LOG ADDR: the access lines in LOG (a zring's log file) whose dst=
+# is ADDR (e.g. 10.77.0.2:8080 or [fd00:77::2]:8080); access_lines_in: how many.
+access_in() {
+  grep 'msg=access' "$1" | sed 's/$/ /' | grep -F " dst=$2 " | sed 's/ $//' || true
 }
+access_lines_in() { access_in "$1" "$2" | grep -c . || true; }
+
+# access_to ADDR: the same in the log of the zring start_zring started.
+access_to() { access_in "$ZLOG" "$1"; }
 
 # Packet count of the first rule in TABLE CHAIN whose listing matches PATTERN.
 rule_packets() {
@@ -483,7 +488,7 @@ wait_config_version() {
 }
 
 # access_lines_to ADDR: how many access lines have dst=ADDR.
-access_lines_to() { access_to "$1" | grep -c . || true; }
+access_lines_to() { access_lines_in "$ZLOG" "$1"; }
 
 # An in-place write is not atomic: the shell truncates the file (open with
 # O_TRUNC), then `cat` starts and writes it. When that takes longer than
@@ -644,6 +649,77 @@ soft_check() {
   local f msg="${#E2E_SOFT[@]} check(s) failed:"
   for f in "${E2E_SOFT[@]}"; do msg+=$'\n'"  - $f"; done
   fail "$msg"
+}
+
+# ---------------------------------------------------------------- authorization (issue 5)
+#
+# One connection that a zring's policies allow or refuse, on any path. LOG is
+# the deciding zring's log ($ZLOG after start_zring, $(zr_log NAME) after
+# zr_start), FROM the netns the client runs in, ADDR the destination as the
+# access line writes it (10.77.0.1:9090, [fd00:77::1]:9090), served by
+# start_server. The access line checked is the one the connection adds.
+#
+#   policy_allowed LOG FROM ADDR [KEY=VALUE...]
+#                             a checked zr_client.py transfer to ADDR; its
+#                             access line has error=- and each KEY=VALUE
+#                             (KEY= : the field is absent)
+#   policy_refused LOG FROM ADDR POLICY [KEY=VALUE...]
+#                             a zr_client.py probe to ADDR ends within 3 s
+#                             without data; its access line says denied,
+#                             names POLICY ("-": none), has response_flags=DENY,
+#                             up_bytes=0 and each KEY=VALUE; the server never
+#                             sees a connection
+
+policy_allowed() {
+  local log="$1" from="$2" addr="$3" before
+  shift 3
+  before="$(access_lines_in "$log" "$addr")"
+  client_ok "$from" xfer --host "$(addr_host "$addr")" --port "${addr##*:}" --up 100000 --down 100000
+  policy_line "$log" "$addr" "$before"
+  log "allowed: $POLICY_LINE"
+  policy_fields "$addr" error=- "$@"
+}
+
+policy_refused() {
+  local log="$1" from="$2" addr="$3" policy="$4" port="${3##*:}" before conns err
+  shift 4
+  [ "$policy" != - ] || policy=""
+  before="$(access_lines_in "$log" "$addr")"
+  conns="$(server_conns "$port")"
+  client_ok "$from" probe --host "$(addr_host "$addr")" --port "$port" --within 3 --send 100
+  policy_line "$log" "$addr" "$before"
+  log "refused: $POLICY_LINE"
+  err="$(access_field "$POLICY_LINE" error)"
+  [[ "$err" == *denied* || "$err" == *"no allow policy"* ]] ||
+    fail "$addr: the access line does not say it was denied: $POLICY_LINE"
+  policy_fields "$addr" policy="$policy" response_flags=DENY up_bytes=0 "$@"
+  sleep 0.2
+  [ "$(server_conns "$port")" = "$conns" ] || fail "$addr: the server saw a connection"
+}
+
+# The host part of ADDR, without an IPv6 address's brackets.
+addr_host() {
+  local h="${1%:*}"
+  h="${h#[}"
+  echo "${h%]}"
+}
+
+# policy_line LOG ADDR BEFORE: wait for LOG's access line to ADDR after the
+# first BEFORE ones; sets POLICY_LINE to it.
+policy_line() {
+  wait_until 5 at_least $(($3 + 1)) access_lines_in "$1" "$2" ||
+    fail "$2: no access line in ${1##*/}"
+  POLICY_LINE="$(access_in "$1" "$2" | tail -n1)"
+}
+
+# policy_fields ADDR KEY=VALUE...: POLICY_LINE has each field as given.
+policy_fields() {
+  local addr="$1" kv got
+  shift
+  for kv in "$@"; do
+    got="$(access_field "$POLICY_LINE" "${kv%%=*}")"
+    [ "$got" = "${kv#*=}" ] || fail "$addr: ${kv%%=*} is '$got', want '${kv#*=}': $POLICY_LINE"
+  done
 }
 
 # ---------------------------------------------------------------- node agent (issue 6)

@@ -61,38 +61,14 @@ cfg_b="$E2E_TMP/b.json"	# B's own copy: the live re-evaluation below changes it 
 cp "$cfg" "$cfg_b"
 zr_start B "$NS_S" --config "$cfg_b" --certs "$certs"
 
-b_line() { zr_access B | sed 's/$/ /' | grep -F " dst=$S4:$1 " | tail -n1; }
-b_lines() { zr_access B | sed 's/$/ /' | grep -cF " dst=$S4:$1 " || true; }
-
-allowed() {
-  local port="$1" line
-  client_ok "$NS_C" xfer --host "$S4" --port "$port" --up 200000 --down 200000
-  wait_until 5 at_least 1 b_lines "$port" || fail "$port: B logged no access line"
-  line="$(b_line "$port")"
-  log "allowed: $line"
-  [ "$(access_field "$line" src_identity)" = "$ID_CLIENT" ] || fail "$port: src_identity: $line"
-  [ "$(access_field "$line" error)" = - ] || fail "$port: error on an allowed connection: $line"
-}
-
+# allowed PORT / refused PORT POLICY: through the tunnel, decided by B; a
+# refused client's zring (A) logs the 401 it got.
+allowed() { policy_allowed "$(zr_log B)" "$NS_C" "$S4:$1" src_identity="$ID_CLIENT"; }
 refused() {
-  local port="$1" policy="$2" line a
-  client_ok "$NS_C" probe --host "$S4" --port "$port" --within 3 --send 100
-  wait_until 5 at_least 1 b_lines "$port" || fail "$port: B logged no access line for the refusal"
-  line="$(b_line "$port")"
-  log "refused: $line"
-  [ "$(access_field "$line" dir)" = hbone ] || fail "$port: dir is not hbone: $line"
-  [ "$(access_field "$line" src_identity)" = "$ID_CLIENT" ] || fail "$port: src_identity: $line"
-  [[ "$(access_field "$line" error)" == *denied* || "$(access_field "$line" error)" == *"no allow policy"* ]] ||
-    fail "$port: B's access line does not say it was denied: $line"
-  if [ "$policy" = - ]; then
-    [ -z "$(access_field "$line" policy)" ] || fail "$port: names a policy though none decided: $line"
-  else
-    [ "$(access_field "$line" policy)" = "$policy" ] || fail "$port: policy is not $policy: $line"
-  fi
-  [ "$(access_field "$line" response_flags)" = DENY ] || fail "$port: response_flags is not DENY: $line"
-  [ "$(server_conns "$port")" = 0 ] || fail "$port: the server saw a connection"
-  a="$(zr_access A | sed 's/$/ /' | grep -F " dst=$S4:$port " | tail -n1)"
-  [[ "$(access_field "$a" error)" == *401* ]] || fail "$port: A's access line does not say 401: $a"
+  local a
+  policy_refused "$(zr_log B)" "$NS_C" "$S4:$1" "$2" dir=hbone src_identity="$ID_CLIENT"
+  a="$(access_in "$(zr_log A)" "$S4:$1" | tail -n1)"
+  [[ "$(access_field "$a" error)" == *401* ]] || fail "$1: A's access line does not say 401: $a"
 }
 
 allowed 8080
@@ -117,10 +93,11 @@ sed 's/{"name":"deny-8082"/{"name":"deny-echo","namespace":"default","scope":"Na
 grep -q deny-echo "$cfg_b.tmp" || fail "could not write B's new config"
 mv "$cfg_b.tmp" "$cfg_b"
 wait_until 5 at_least 2 zr_count B 'msg="config loaded"' || fail "B did not load the config with deny-echo"
-wait_until 5 at_least 3 b_lines 7000 || fail "B did not close the held streams: $(zr_access B | grep -c ":7000 ")"
+wait_until 5 at_least 3 access_lines_in "$(zr_log B)" "$S4:7000" ||
+  fail "B did not close the held streams: $(access_lines_in "$(zr_log B)" "$S4:7000") lines"
 while read -r line; do
   [ "$(access_field "$line" policy)" = default/deny-echo ] || fail "held stream's line does not name deny-echo: $line"
-done < <(zr_access B | sed 's/$/ /' | grep -F " dst=$S4:7000 ")
+done < <(access_in "$(zr_log B)" "$S4:7000")
 hold ping 3
 [ "$(hf open)" = 0 ] && [ "$(hf broken)" = 3 ] || fail "A's clients still hold their streams: $ANSWER"
 hold_stop

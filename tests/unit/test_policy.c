@@ -1,8 +1,9 @@
 /*
- * L4 authorization: every match field and its `not` form, string matches,
- * CIDRs (IPv4, IPv6, IPv4-mapped), rule/clause/match nesting, scopes,
- * Allow/Deny combinations, dry-run, connections without an identity, and
- * the index against a brute-force oracle on a large random config.
+ * L4 authorization, which policies apply and what they decide together:
+ * scopes, evaluation order, Allow/Deny combinations, dry-run, reasons, the
+ * example config, the snapshot's index, and the index against a
+ * brute-force oracle on a large random config. test_policy_match.c has
+ * what a single policy matches.
  *
  * Configs are written as users write them, in JSON, and go through the
  * real parser. Expected values come from ztunnel's own tests (src/rbac.rs,
@@ -10,375 +11,16 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "zring/config.h"
-#include "zring/policy.h"
+#include "policy_fixture.h"
+#include "policy_helpers.h"
 #include "zring/snapshot.h"
+#include "zring/strbuf.h"
 
-/* ---- helpers ---- */
-
-static struct config *cfg;
-static struct policy_index *ix;
-
-static void teardown(void)
-{
-	policy_index_free(ix);
-	config_unref(cfg);
-	ix = NULL;
-	cfg = NULL;
-}
-
-static struct config *parse_ok(const char *json)
-{
-	struct config *c;
-	struct config_errors errs;
-	int err = config_parse(json, strlen(json), "test.json", &c, &errs);
-	if (err) {
-		config_errors_print(&errs, "test.json", stderr);
-		cr_assert_fail("parse failed (%d): %s", err, json);
-	}
-	config_errors_free(&errs);
-	return c;
-}
-
-/*
- * Three workloads: a (ns1/sa1, 10.0.1.1 and fd00::1:1), b (ns2, 10.0.2.1),
- * c (ns3, 10.0.3.1). a_refs and b_refs are the insides of their
- * authorizationPolicies arrays; policies the inside of "policies".
- */
-static void load(const char *a_refs, const char *b_refs, const char *policies)
-{
-	char *json;
-	cr_assert(asprintf(&json,
-		"{\"workloads\": ["
-		"{\"uid\": \"a\", \"namespace\": \"ns1\", \"serviceAccount\": \"sa1\","
-		" \"workloadIps\": [\"10.0.1.1\", \"fd00::1:1\"], \"authorizationPolicies\": [%s]},"
-		"{\"uid\": \"b\", \"namespace\": \"ns2\", \"workloadIps\": [\"10.0.2.1\"],"
-		" \"authorizationPolicies\": [%s]},"
-		"{\"uid\": \"c\", \"namespace\": \"ns3\", \"workloadIps\": [\"10.0.3.1\"]}"
-		"], \"policies\": [%s]}", a_refs, b_refs, policies) > 0);
-	teardown();
-	cfg = parse_ok(json);
-	free(json);
-	cr_assert_eq(policy_index_new(cfg, &ix), 0);
-}
-
-static const struct workload *wl(const char *uid)
-{
-	for (size_t i = 0; i < cfg->nworkloads; i++)
-		if (strcmp(cfg->workloads[i].uid, uid) == 0)
-			return &cfg->workloads[i];
-	cr_assert_fail("no workload %s", uid);
-	return NULL;
-}
-
-/* A connection: source and destination "ip:port", source identity or NULL. */
-struct conn {
-	const char *src, *dst, *id;
-};
-
-/* ztunnel's rbac.rs fixtures, with an IPv6 twist for the third. */
-static const struct conn PLAIN = { "10.1.0.1:1234", "10.0.1.1:8080", NULL };
-static const struct conn TLS = { "10.1.0.1:1234", "10.0.1.1:8080",
-				 "spiffe://cluster.local/ns/default/sa/web" };
-static const struct conn ALT = { "[fd00:2::3]:1234", "[fd00::1:1]:9090",
-				 "spiffe://td2/ns/other/sa/api" };
-
-static struct policy_result check(const char *uid, struct conn c)
-{
-	union addr src, dst;
-	cr_assert_eq(addr_parse(c.src, &src), 0, "%s", c.src);
-	cr_assert_eq(addr_parse(c.dst, &dst), 0, "%s", c.dst);
-	struct policy_request req = { .src = &src, .dst = &dst, .src_identity = c.id };
-	struct policy_result r;
-	policy_check(ix, wl(uid), &req, &r);
-	return r;
-}
-
-static const char *key_of(const struct policy *p)
-{
-	return p ? p->key : "(none)";
-}
-
-/* Asserts the verdict and the deciding policy ("ns/name" or NULL). */
-static void expect(const char *uid, struct conn c, enum policy_verdict v, const char *by)
-{
-	struct policy_result r = check(uid, c);
-	cr_assert_eq(r.verdict, v, "%s from %s (%s): got %s by %s", uid, c.src,
-		     c.id ? c.id : "no identity", policy_verdict_name(r.verdict),
-		     key_of(r.decided_by));
-	if (by)
-		cr_assert(r.decided_by && strcmp(r.decided_by->key, by) == 0,
-			  "decided by %s, expected %s", key_of(r.decided_by), by);
-	else
-		cr_assert_null(r.decided_by, "decided by %s", key_of(r.decided_by));
-}
-
-/* Does a Global Allow policy with these rules match c? (It is the only
- * policy, so allowed <=> matched.) */
-static bool rules_match(const char *rules, struct conn c)
-{
-	char *pol;
-	cr_assert(asprintf(&pol, "{\"name\": \"p\", \"namespace\": \"ns1\", \"scope\": \"Global\","
-			   " \"action\": \"Allow\", \"rules\": %s}", rules) > 0);
-	load("", "", pol);
-	free(pol);
-	struct policy_result r = check("a", c);
-	cr_assert_eq(r.decided_by, r.verdict == POLICY_ALLOW ? &cfg->policies[0] : NULL);
-	return r.verdict == POLICY_ALLOW;
-}
-
-/* Does one match (a JSON object) match c? */
-static bool match1(const char *match, struct conn c)
-{
-	char *rules;
-	cr_assert(asprintf(&rules, "[[[%s]]]", match) > 0);
-	bool m = rules_match(rules, c);
-	free(rules);
-	return m;
-}
-
-struct row {
-	const char *match;
-	int plain, tls, alt;	/* expected: 1 matches, 0 does not */
-};
-
-static void run_rows(const struct row *rows, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		cr_expect_eq(match1(rows[i].match, PLAIN), rows[i].plain, "%s, plaintext",
-			     rows[i].match);
-		cr_expect_eq(match1(rows[i].match, TLS), rows[i].tls, "%s, tls", rows[i].match);
-		cr_expect_eq(match1(rows[i].match, ALT), rows[i].alt, "%s, alt", rows[i].match);
-	}
-}
-
-#define POL(name, ns, scope, action, rules) \
-	"{\"name\": \"" name "\", \"namespace\": \"" ns "\", \"scope\": \"" scope \
-	"\", \"action\": \"" action "\", \"rules\": " rules "}"
-#define DRY(name, ns, scope, action, rules) \
-	"{\"name\": \"" name "\", \"namespace\": \"" ns "\", \"scope\": \"" scope \
-	"\", \"action\": \"" action "\", \"dryRun\": true, \"rules\": " rules "}"
-
-#define PORT(p) "[[[{\"destinationPorts\": [" #p "]}]]]"
-#define PRINCIPAL(p) "[[[{\"principals\": [{\"Exact\": \"" p "\"}]}]]]"
-#define ANY "[[]]"
-
-TestSuite(policy, .fini = teardown);
-
-/* ---- match fields ---- */
-
-Test(policy, identity_fields_and_their_not_forms)
-{
-	static const struct row rows[] = {
-		{ "{\"namespaces\": [{\"Exact\": \"default\"}]}", 0, 1, 0 },
-		{ "{\"notNamespaces\": [{\"Exact\": \"default\"}]}", 1, 0, 1 },
-		{ "{\"serviceAccounts\": [{\"namespace\": \"default\", \"serviceAccount\": \"web\"}]}",
-		  0, 1, 0 },
-		{ "{\"notServiceAccounts\": [{\"namespace\": \"default\", \"serviceAccount\": \"web\"}]}",
-		  1, 0, 1 },
-		/* the trust domain is not part of a service-account match */
-		{ "{\"serviceAccounts\": [{\"namespace\": \"other\", \"serviceAccount\": \"api\"}]}",
-		  0, 0, 1 },
-		/* namespace and account must both match */
-		{ "{\"serviceAccounts\": [{\"namespace\": \"default\", \"serviceAccount\": \"api\"}]}",
-		  0, 0, 0 },
-		{ "{\"principals\": [{\"Exact\": \"cluster.local/ns/default/sa/web\"}]}", 0, 1, 0 },
-		{ "{\"notPrincipals\": [{\"Exact\": \"cluster.local/ns/default/sa/web\"}]}", 1, 0, 1 },
-		/* principals are written without spiffe:// */
-		{ "{\"principals\": [{\"Exact\": \"spiffe://cluster.local/ns/default/sa/web\"}]}",
-		  0, 0, 0 },
-		/* any entry of a field may match */
-		{ "{\"namespaces\": [{\"Exact\": \"x\"}, {\"Exact\": \"other\"}]}", 0, 0, 1 },
-	};
-	run_rows(rows, sizeof(rows) / sizeof(rows[0]));
-}
-
-Test(policy, address_and_port_fields_and_their_not_forms)
-{
-	static const struct row rows[] = {
-		{ "{\"sourceIps\": [\"10.1.0.1\"]}", 1, 1, 0 },
-		{ "{\"notSourceIps\": [\"10.1.0.1\"]}", 0, 0, 1 },
-		{ "{\"sourceIps\": [\"fd00:2::/32\"]}", 0, 0, 1 },
-		{ "{\"notSourceIps\": [\"fd00:2::/32\"]}", 1, 1, 0 },
-		{ "{\"destinationIps\": [\"10.0.1.1/32\"]}", 1, 1, 0 },
-		{ "{\"notDestinationIps\": [\"10.0.1.1/32\"]}", 0, 0, 1 },
-		{ "{\"destinationIps\": [\"10.0.1.0/24\", \"fd00::/16\"]}", 1, 1, 1 },
-		{ "{\"destinationIps\": [\"fd00::1:1\"]}", 0, 0, 1 },
-		{ "{\"destinationPorts\": [8080]}", 1, 1, 0 },
-		{ "{\"notDestinationPorts\": [8080]}", 0, 0, 1 },
-		{ "{\"destinationPorts\": [80, 9090]}", 0, 0, 1 },
-		/* every field of one match must hold (AND) */
-		{ "{\"namespaces\": [{\"Exact\": \"default\"}], \"destinationPorts\": [9090]}", 0, 0, 0 },
-		{ "{\"namespaces\": [{\"Exact\": \"other\"}], \"destinationPorts\": [9090]}", 0, 0, 1 },
-		/* a positive and a negative of the same field */
-		{ "{\"namespaces\": [{\"Presence\": []}], \"notNamespaces\": [{\"Exact\": \"default\"}]}",
-		  0, 0, 1 },
-		{ "{\"sourceIps\": [\"10.0.0.0/8\"], \"notSourceIps\": [\"10.1.0.1\"]}", 0, 0, 0 },
-	};
-	run_rows(rows, sizeof(rows) / sizeof(rows[0]));
-}
-
-Test(policy, string_match_kinds_on_namespaces_and_principals)
-{
-	static const struct row rows[] = {
-		{ "{\"namespaces\": [{\"Prefix\": \"def\"}]}", 0, 1, 0 },
-		{ "{\"namespaces\": [{\"Prefix\": \"default-more\"}]}", 0, 0, 0 },
-		{ "{\"namespaces\": [{\"Suffix\": \"her\"}]}", 0, 0, 1 },
-		{ "{\"namespaces\": [{\"Suffix\": \"xother\"}]}", 0, 0, 0 },
-		{ "{\"namespaces\": [{\"Exact\": \"defaul\"}]}", 0, 0, 0 },
-		{ "{\"namespaces\": [{\"Presence\": []}]}", 0, 1, 1 },
-		{ "{\"notNamespaces\": [{\"Presence\": []}]}", 1, 0, 0 },
-		/* no identity: the namespace is "", which these match (as in ztunnel) */
-		{ "{\"namespaces\": [{\"Exact\": \"\"}]}", 1, 0, 0 },
-		{ "{\"namespaces\": [{\"Prefix\": \"\"}]}", 1, 1, 1 },
-		{ "{\"namespaces\": [{\"Suffix\": \"\"}]}", 1, 1, 1 },
-		{ "{\"principals\": [{\"Prefix\": \"cluster.local/\"}]}", 0, 1, 0 },
-		{ "{\"principals\": [{\"Suffix\": \"/sa/api\"}]}", 0, 0, 1 },
-		{ "{\"principals\": [{\"Presence\": []}]}", 0, 1, 1 },
-		/* no identity: no principal entry matches, not even an empty prefix */
-		{ "{\"principals\": [{\"Prefix\": \"\"}]}", 0, 1, 1 },
-		{ "{\"notPrincipals\": [{\"Presence\": []}]}", 1, 0, 0 },
-		{ "{\"notPrincipals\": [{\"Prefix\": \"td2/\"}]}", 1, 1, 0 },
-	};
-	run_rows(rows, sizeof(rows) / sizeof(rows[0]));
-}
-
-Test(policy, cidr_edges_ipv4_ipv6_and_mapped)
-{
-	static const struct {
-		const char *cidr, *src;
-		bool in;
-	} rows[] = {
-		{ "10.0.0.2/31", "10.0.0.3:1", true },
-		{ "10.0.0.2/31", "10.0.0.4:1", false },
-		{ "10.0.0.2/31", "10.0.0.1:1", false },
-		{ "10.1.2.3/20", "10.1.15.255:1", true },	/* host bits of the CIDR ignored */
-		{ "10.1.2.3/20", "10.1.16.0:1", false },
-		{ "0.0.0.0/0", "192.0.2.1:1", true },
-		{ "0.0.0.0/0", "[2001:db8::1]:1", false },	/* families never mix */
-		{ "::/0", "[2001:db8::1]:1", true },
-		{ "::/0", "192.0.2.1:1", false },
-		{ "fd00:ab80::/25", "[fd00:abff::1]:1", true },
-		{ "fd00:ab80::/25", "[fd00:ab7f::1]:1", false },
-		{ "2001:db8::1", "[2001:db8::1]:1", true },
-		{ "2001:db8::1", "[2001:db8::2]:1", false },
-		/* an IPv4-mapped source is its IPv4 address */
-		{ "10.1.0.0/16", "[::ffff:10.1.200.1]:1", true },
-		{ "10.1.0.0/16", "[::ffff:10.2.0.1]:1", false },
-		/* a mapped CIDR is its IPv4 block */
-		{ "::ffff:10.1.0.0/112", "10.1.0.9:1", true },
-		{ "::ffff:10.1.0.0/112", "[::ffff:10.1.0.9]:1", true },
-		{ "::ffff:10.1.0.0/112", "10.2.0.9:1", false },
-	};
-	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-		char m[128];
-		snprintf(m, sizeof(m), "{\"sourceIps\": [\"%s\"]}", rows[i].cidr);
-		struct conn c = { rows[i].src, "10.0.1.1:80", NULL };
-		cr_expect_eq(match1(m, c), rows[i].in, "%s contains %s", rows[i].cidr, rows[i].src);
-		snprintf(m, sizeof(m), "{\"notSourceIps\": [\"%s\"]}", rows[i].cidr);
-		cr_expect_eq(match1(m, c), !rows[i].in, "%s does not contain %s", rows[i].cidr,
-			     rows[i].src);
-	}
-	/* the destination is canonicalized too */
-	cr_expect(match1("{\"destinationIps\": [\"10.0.1.1\"]}",
-			 (struct conn){ "10.1.0.1:1", "[::ffff:10.0.1.1]:80", NULL }));
-	cr_expect(match1("{\"destinationPorts\": [80]}",
-			 (struct conn){ "10.1.0.1:1", "[::ffff:10.0.1.1]:80", NULL }));
-}
-
-Test(policy, malformed_identity_counts_as_none)
-{
-	static const char *const bad[] = {
-		"cluster.local/ns/default/sa/web",		/* no scheme */
-		"spiffe://cluster.local/ns/default",		/* too short */
-		"spiffe://cluster.local/ns/default/sa",		/* no account segment */
-		"spiffe://cluster.local/ns/default/sa/web/x",	/* too long */
-		"spiffe://cluster.local/namespace/default/sa/web",
-		"spiffe://cluster.local/ns/default/serviceaccount/web",
-		"",
-	};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		struct conn c = { "10.1.0.1:1", "10.0.1.1:80", bad[i] };
-		cr_expect(!match1("{\"principals\": [{\"Presence\": []}]}", c), "%s", bad[i]);
-		cr_expect(match1("{\"notPrincipals\": [{\"Presence\": []}]}", c), "%s", bad[i]);
-		cr_expect(!match1("{\"namespaces\": [{\"Exact\": \"default\"}]}", c), "%s", bad[i]);
-		cr_expect(match1("{\"namespaces\": [{\"Exact\": \"\"}]}", c), "%s", bad[i]);
-	}
-	/* names compare whole, never as prefixes */
-	const char *sa = "{\"serviceAccounts\": [{\"namespace\": \"default\", \"serviceAccount\": \"web\"}]}";
-	cr_expect(!match1(sa, (struct conn){ "10.1.0.1:1", "10.0.1.1:80",
-					     "spiffe://td/ns/defaultx/sa/web" }));
-	cr_expect(!match1(sa, (struct conn){ "10.1.0.1:1", "10.0.1.1:80",
-					     "spiffe://td/ns/default/sa/webx" }));
-	cr_expect(!match1(sa, (struct conn){ "10.1.0.1:1", "10.0.1.1:80",
-					     "spiffe://td/ns/defaul/sa/web" }));
-	/* empty segments parse, as Identity::from_str allows them */
-	struct conn c = { "10.1.0.1:1", "10.0.1.1:80", "spiffe://td/ns//sa/x" };
-	cr_expect(match1("{\"principals\": [{\"Exact\": \"td/ns//sa/x\"}]}", c));
-	/* and a whole namespace and account match */
-	cr_expect(match1("{\"serviceAccounts\": [{\"namespace\": \"ns\", \"serviceAccount\": \"x\"}]}",
-			 (struct conn){ "10.1.0.1:1", "10.0.1.1:80", "spiffe://td/ns/ns/sa/x" }));
-}
-
-/* ---- rules, clauses, matches ---- */
-
-Test(policy, empty_rules_clauses_and_matches)
-{
-	/* ztunnel's rbac_empty_policy */
-	cr_expect(!rules_match("[]", PLAIN), "no rules: never matches");
-	cr_expect(rules_match("[[]]", PLAIN), "a rule without clauses matches");
-	cr_expect(rules_match("[[[]]]", PLAIN), "an empty clause matches");
-	cr_expect(!rules_match("[[[{}]]]", PLAIN), "an empty match never matches");
-	cr_expect(!rules_match("[[[{}, {}]]]", TLS));
-	/* an empty match is skipped, the clause's other matches still count */
-	cr_expect(rules_match("[[[{}, {\"destinationPorts\": [8080]}]]]", TLS));
-	/* an empty clause inside a rule does not stop the other clauses */
-	cr_expect(!rules_match("[[[], [{\"destinationPorts\": [1]}]]]", TLS));
-	/* a policy with no rules still counts as an Allow policy: denies all */
-	load("", "", POL("none", "ns1", "Namespace", "Allow", "[]"));
-	expect("a", TLS, POLICY_DENY, NULL);
-	cr_assert_eq(check("a", TLS).why, POLICY_WHY_NO_ALLOW_MATCHED);
-}
-
-Test(policy, rule_or_clause_and_match_or)
-{
-	/* ztunnel's rbac_nesting: (ns a OR ns b) AND port 80 */
-	const char *nested = "[[[{\"namespaces\": [{\"Exact\": \"a\"}]}, "
-			     "{\"namespaces\": [{\"Exact\": \"b\"}]}], "
-			     "[{\"destinationPorts\": [80]}]]]";
-	cr_expect(rules_match(nested, (struct conn){ "10.1.0.1:1", "10.0.1.1:80",
-						     "spiffe://td/ns/a/sa/x" }));
-	cr_expect(rules_match(nested, (struct conn){ "10.1.0.1:1", "10.0.1.1:80",
-						     "spiffe://td/ns/b/sa/x" }));
-	cr_expect(!rules_match(nested, (struct conn){ "10.1.0.1:1", "10.0.1.1:80",
-						      "spiffe://td/ns/bad/sa/x" }));
-	cr_expect(!rules_match(nested, (struct conn){ "10.1.0.1:1", "10.0.1.1:12345",
-						      "spiffe://td/ns/b/sa/x" }));
-	/* ztunnel's rbac_multi_rule: ns a OR ns b as two rules */
-	const char *multi = "[[[{\"namespaces\": [{\"Exact\": \"a\"}]}]], "
-			    "[[{\"namespaces\": [{\"Exact\": \"b\"}]}]]]";
-	cr_expect(rules_match(multi, (struct conn){ "10.1.0.1:1", "10.0.1.1:80",
-						    "spiffe://td/ns/a/sa/x" }));
-	cr_expect(rules_match(multi, (struct conn){ "10.1.0.1:1", "10.0.1.1:80",
-						    "spiffe://td/ns/b/sa/x" }));
-	cr_expect(!rules_match(multi, (struct conn){ "10.1.0.1:1", "10.0.1.1:80",
-						     "spiffe://td/ns/c/sa/x" }));
-	/* the docs' example: from bookinfo, or (from the gateway and to 9080) */
-	const char *doc = "[[[{\"namespaces\": [{\"Exact\": \"bookinfo\"}]}]],"
-			  " [[{\"principals\": [{\"Exact\": \"cluster.local/ns/istio-system/sa/gw\"}]}],"
-			  "  [{\"destinationPorts\": [9080]}]]]";
-	const char *gw = "spiffe://cluster.local/ns/istio-system/sa/gw";
-	cr_expect(rules_match(doc, (struct conn){ "10.1.0.1:1", "10.0.1.1:1",
-						  "spiffe://cluster.local/ns/bookinfo/sa/x" }));
-	cr_expect(rules_match(doc, (struct conn){ "10.1.0.1:1", "10.0.1.1:9080", gw }));
-	cr_expect(!rules_match(doc, (struct conn){ "10.1.0.1:1", "10.0.1.1:9081", gw }));
-	cr_expect(!rules_match(doc, (struct conn){ "10.1.0.1:1", "10.0.1.1:9080", NULL }));
-}
+TestSuite(policy, .fini = policy_teardown);
 
 /* ---- scopes ---- */
 
@@ -482,15 +124,13 @@ Test(policy, destination_outside_the_config_is_denied)
 {
 	load("", "", "");
 	struct workload stranger = { .uid = "x", .namespace = "ns1" };
-	union addr src, dst;
-	addr_parse("10.1.0.1:1", &src);
-	addr_parse("10.0.1.1:80", &dst);
-	struct policy_request req = { .src = &src, .dst = &dst };
+	struct policy_fixture_conn c;
+	cr_assert_eq(policy_fixture_conn_init(&c, "10.1.0.1:1", "10.0.1.1:80", NULL), 0);
 	struct policy_result r;
-	policy_check(ix, &stranger, &req, &r);
+	policy_check(ix, &stranger, &c.req, &r);
 	cr_assert_eq(r.verdict, POLICY_DENY);
 	cr_assert_eq(r.why, POLICY_WHY_UNKNOWN_WORKLOAD);
-	policy_check(ix, NULL, &req, &r);
+	policy_check(ix, NULL, &c.req, &r);
 	cr_assert_eq(r.verdict, POLICY_DENY);
 	cr_assert_eq(policy_applicable(ix, &stranger, NULL, 0), 0);
 }
@@ -686,41 +326,16 @@ Test(policy, snapshot_builds_the_index)
 	struct snapshot *s;
 	cr_assert_eq(snapshot_new(config_ref(cfg), NULL, &s), 0);
 	cr_assert_not_null(s->policies);
-	union addr src, dst;
-	addr_parse("10.1.0.1:1", &src);
-	addr_parse("10.0.1.1:80", &dst);
-	struct policy_request req = { .src = &src, .dst = &dst };
+	struct policy_fixture_conn c;
+	cr_assert_eq(policy_fixture_conn_init(&c, "10.1.0.1:1", "10.0.1.1:80", NULL), 0);
 	struct policy_result r;
-	policy_check(s->policies, &s->cfg->workloads[0], &req, &r);
+	policy_check(s->policies, &s->cfg->workloads[0], &c.req, &r);
 	cr_assert_eq(r.verdict, POLICY_DENY);
 	cr_assert_str_eq(r.decided_by->key, "ns1/deny-all");
 	snapshot_unref(s);
 }
 
 /* ---- the index against a brute-force oracle ---- */
-
-struct sbuf {
-	char *p;
-	size_t n, cap;
-};
-
-__attribute__((format(printf, 2, 3))) static void sb_add(struct sbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	for (;;) {
-		va_start(ap, fmt);
-		int n = vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
-		va_end(ap);
-		cr_assert(n >= 0);
-		if ((size_t)n < b->cap - b->n) {
-			b->n += (size_t)n;
-			return;
-		}
-		b->cap = b->cap * 2 + (size_t)n + 1;
-		b->p = realloc(b->p, b->cap);
-		cr_assert_not_null(b->p);
-	}
-}
 
 static int cmp_ptr(const void *a, const void *b)
 {
@@ -769,30 +384,33 @@ static char *big_config(void)
 {
 	enum { NS = 40, NW = 600, NP = 1500 };
 	static const char *const scopes[] = { "Global", "Namespace", "WorkloadSelector" };
-	struct sbuf b = { 0 };
+	struct strbuf b;
 	unsigned seed = 12345;
-	sb_add(&b, "{\"workloads\": [");
+	strbuf_init(&b);
+	strbuf_puts(&b, "{\"workloads\": [");
 	for (int w = 0; w < NW; w++) {
-		sb_add(&b, "%s{\"uid\": \"w%d\", \"namespace\": \"ns%d\", \"workloadIps\": "
-		       "[\"10.%d.%d.1\"], \"authorizationPolicies\": [", w ? "," : "", w,
-		       rand_r(&seed) % NS, w / 256, w % 256);
+		strbuf_printf(&b, "%s{\"uid\": \"w%d\", \"namespace\": \"ns%d\", \"workloadIps\": "
+			      "[\"10.%d.%d.1\"], \"authorizationPolicies\": [", w ? "," : "", w,
+			      rand_r(&seed) % NS, w / 256, w % 256);
 		int nrefs = rand_r(&seed) % 6;
 		for (int k = 0; k < nrefs; k++) {
 			int p = rand_r(&seed) % NP;
-			sb_add(&b, "%s\"ns%d/p%d\"", k ? "," : "", p % NS, p);
+			strbuf_printf(&b, "%s\"ns%d/p%d\"", k ? "," : "", p % NS, p);
 		}
-		sb_add(&b, "]}");
+		strbuf_puts(&b, "]}");
 	}
-	sb_add(&b, "], \"policies\": [");
+	strbuf_puts(&b, "], \"policies\": [");
 	for (int p = 0; p < NP; p++) {
 		int r = rand_r(&seed);
-		sb_add(&b, "%s{\"name\": \"p%d\", \"namespace\": \"ns%d\", \"scope\": \"%s\","
-		       " \"action\": \"%s\", \"dryRun\": %s, \"rules\": [[[{\"destinationPorts\":"
-		       " [%d]}]]]}", p ? "," : "", p, p % NS, scopes[r % 50 == 0 ? 0 : 1 + r % 2],
-		       r & 64 ? "Allow" : "Deny", r & 128 ? "true" : "false", p + 1);
+		strbuf_printf(&b, "%s{\"name\": \"p%d\", \"namespace\": \"ns%d\", \"scope\": \"%s\","
+			      " \"action\": \"%s\", \"dryRun\": %s, \"rules\": [[[{\"destinationPorts\":"
+			      " [%d]}]]]}", p ? "," : "", p, p % NS, scopes[r % 50 == 0 ? 0 : 1 + r % 2],
+			      r & 64 ? "Allow" : "Deny", r & 128 ? "true" : "false", p + 1);
 	}
-	sb_add(&b, "]}");
-	return b.p;
+	strbuf_puts(&b, "]}");
+	char *json = strbuf_take(&b, NULL);
+	cr_assert_not_null(json);
+	return json;
 }
 
 Test(policy, index_agrees_with_the_definition_on_a_large_config)
