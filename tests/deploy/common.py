@@ -14,15 +14,6 @@ NODE_MODULES = CACHE / "npm" / "node_modules"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 HERE = Path(__file__).resolve().parent
 
-# Options being added to zring in parallel with these manifests (admin,
-# metrics, readiness endpoints; node-agent mode), with their announced
-# defaults. Once `zring --help` lists one, its own text wins.
-ANNOUNCED = {
-    "ZRING_ADMIN": "127.0.0.1:15000",
-    "ZRING_METRICS": "[::]:15020",
-    "ZRING_READINESS": "[::]:15021",
-    "ZRING_NODE_AGENT": None,
-}
 READY_PATH = "/healthz/ready"
 METRICS_PATHS = {"/metrics", "/stats/prometheus"}
 NETNS_DIRS = {"/var/run/netns", "/var/run/zring/netns"}
@@ -86,17 +77,13 @@ def where(path, obj):
 def zring_help():
     r = subprocess.run([str(ZRING), "--help"], capture_output=True, text=True)
     text = r.stdout + r.stderr
-    known, defaults = {}, {}
+    defaults = {}
     for line in text.splitlines():
         m = re.search(r"\[(ZRING_[A-Z0-9_]+)\]\s*$", line)
         if m:
             d = re.search(r"\(default:? ([^);]*)", line)
-            known[m.group(1)] = d.group(1) if d else None
-    for var, default in ANNOUNCED.items():
-        known.setdefault(var, default)
-    for var, d in known.items():
-        defaults[var] = d
-    return set(known), defaults
+            defaults[m.group(1)] = d.group(1) if d else None
+    return set(defaults), defaults
 
 
 def iptables_env():
@@ -122,12 +109,3 @@ def ports_of(addrs):
     """'0.0.0.0:15001,[::]:15001' -> {15001}"""
     return {int(p) for p in re.findall(r":(\d+)(?:,|$)", str(addrs))}
 
-
-_HELP = None
-
-
-def zring_help_raw():
-    global _HELP
-    if _HELP is None:
-        _HELP = subprocess.run([str(ZRING), "--help"], capture_output=True, text=True).stdout
-    return _HELP

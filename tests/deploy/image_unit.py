@@ -17,7 +17,9 @@ ZRING_PORTS = {15001, 15006, 15008, 15020, 15021}
 # The system calls zring makes itself (io_uring operations do not pass
 # through seccomp), measured with `strace -f` over the e2e scenarios
 # hbone-bytes, hbone-rotation, reload-styles, drain, inbound and
-# fd-exhaustion: the unit's SystemCallFilter must allow every one.
+# fd-exhaustion, and over a zring answering every admin, metrics and
+# readiness endpoint (which added none): the unit's SystemCallFilter must
+# allow every one.
 ZRING_SYSCALLS = """
     access arch_prctl bind brk clone3 close eventfd2 execve exit exit_group
     fcntl futex getdents64 getpeername getrandom getsockname getsockopt
@@ -307,6 +309,9 @@ def check_systemd(report, known):
         problems.append("Type must be exec: zring does not speak sd_notify")
     if vals.get("KillSignal") != ["SIGTERM"]:
         problems.append("KillSignal must be SIGTERM (zring's drain)")
+    if (vals.get("ProcSubset") or [""])[-1] == "pid":
+        problems.append("ProcSubset=pid hides /proc/stat, whose boot time zring needs for the "
+                        "metric process_start_time_seconds")
     amb = set(" ".join(vals.get("AmbientCapabilities", [])).split())
     bound = set(" ".join(vals.get("CapabilityBoundingSet", [])).split())
     if amb != {"CAP_NET_ADMIN"} or not amb <= bound:

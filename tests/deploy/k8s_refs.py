@@ -4,10 +4,15 @@ import json
 import re
 import subprocess
 
-from common import (ANNOUNCED, CAPS_IPTABLES, CAPS_NODE_AGENT, CAPS_SIDECAR, METRICS_PATHS,
-                    NETNS_DIRS, READY_PATH, ZRING, duration_ms, iptables_env, ports_of, rel,
-                    where, zring_help, zring_help_raw, zring_version)
+from common import (CAPS_IPTABLES, CAPS_NODE_AGENT, CAPS_SIDECAR, METRICS_PATHS, NETNS_DIRS,
+                    READY_PATH, ZRING, duration_ms, iptables_env, ports_of, rel, where, zring_help,
+                    zring_version)
 from k8s_render import kustomizations, patch_files, pod_containers, pod_of
+
+
+# What a Kubernetes node may be called (a DNS subdomain, RFC 1123), and so
+# what spec.nodeName, and with it a node agent's ZRING_NODE, can be.
+NODE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 def is_zring_image(c):
@@ -37,6 +42,25 @@ def env_of(c):
         else:
             values[e["name"]] = None  # valueFrom: known only at run time
     return values, problems
+
+
+def env_field(c, var, depth=0):
+    """The downward-API fieldPath that var's value comes from, directly or
+    through a value that is just $(OTHER); None if it does not."""
+    entries = {e["name"]: e for e in c.get("env") or []}
+    e = entries.get(var)
+    if not e or depth > len(entries):
+        return None
+    ref = (e.get("valueFrom") or {}).get("fieldRef")
+    if ref:
+        return ref.get("fieldPath")
+    m = re.fullmatch(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", str(e.get("value", "")))
+    return env_field(c, m.group(1), depth + 1) if m else None
+
+
+def env_source(c, var):
+    e = next(e for e in reversed(c.get("env") or []) if e["name"] == var)
+    return f"value {e['value']!r}" if "value" in e else f"valueFrom {json.dumps(e.get('valueFrom'))}"
 
 
 def mount_for(c, path):
@@ -79,7 +103,7 @@ def check_zring_container(ms, set_name, path, obj, c, known, defaults, version):
     for var in env:
         if var.startswith("ZRING_") and var not in known:
             problems.append(f"{w}: env {var} is not a zring option (zring --help)")
-    node_agent = env.get("ZRING_NODE_AGENT") not in (None, "", "0")
+    node_agent = str(env.get("ZRING_NODE_AGENT")).lower() in ("1", "true", "yes", "on")
     get = lambda var: env.get(var) or defaults.get(var)
 
     # Ports: only what zring listens on in this container's own namespace.
@@ -94,7 +118,7 @@ def check_zring_container(ms, set_name, path, obj, c, known, defaults, version):
         if p["containerPort"] not in listening:
             problems.append(f"{w}: containerPort {p['containerPort']} is not a port zring listens on "
                             f"here ({sorted(listening)})")
-    ready_port = min(ports_of(get("ZRING_READINESS")))
+    ready_port = min(ports_of(get("ZRING_READINESS")), default=None)
     for kind in ("readinessProbe", "startupProbe", "livenessProbe"):
         probe = c.get(kind)
         if not probe:
@@ -107,7 +131,7 @@ def check_zring_container(ms, set_name, path, obj, c, known, defaults, version):
             problems.append(f"{w}: {kind} is {hg.get('path')}:{port}, zring's readiness is "
                             f"{READY_PATH}:{ready_port}")
     ann = meta.get("annotations") or {}
-    metrics_port = min(ports_of(get("ZRING_METRICS")))
+    metrics_port = min(ports_of(get("ZRING_METRICS")), default=None)
     if ann.get("prometheus.io/scrape") != "true" or ann.get("prometheus.io/port") != str(metrics_port) \
             or ann.get("prometheus.io/path") not in METRICS_PATHS:
         problems.append(f"{w}: prometheus.io annotations must scrape :{metrics_port} "
@@ -119,53 +143,103 @@ def check_zring_container(ms, set_name, path, obj, c, known, defaults, version):
         problems.append(f"{w}: drain timeout {get('ZRING_DRAIN_TIMEOUT')} must be shorter than "
                         f"terminationGracePeriodSeconds {grace}")
 
-    problems += check_config(ms, set_name, w, ns, spec, c, env.get("ZRING_CONFIG"), node_agent)
-    problems += check_certs(w, spec, c, env.get("ZRING_CERTS"))
+    config_problems, configs = check_config(ms, set_name, w, ns, spec, c, env.get("ZRING_CONFIG"))
+    cert_problems, ids = check_certs(w, spec, c, env.get("ZRING_CERTS"))
+    problems += config_problems + cert_problems
     problems += check_security(w, spec, c, CAPS_NODE_AGENT if node_agent else CAPS_SIDECAR,
                                required={"NET_ADMIN", "SYS_ADMIN"} if node_agent else {"NET_ADMIN"})
     if node_agent:
         problems += check_netns_mounts(w, spec, c)
+        node_problems = check_node_env(w, c, env)
+        problems += node_problems
+        problems += check_served(w, spec, c, configs, not node_problems,
+                                 None if cert_problems else ids)
     if c.get("image", "").rsplit(":", 1)[-1] != version:
         problems.append(f"{w}: image {c.get('image')} does not carry zring's version {version}")
     return problems
 
 
-def check_config(ms, set_name, w, ns, spec, c, cfg, node_agent):
+def check_config(ms, set_name, w, ns, spec, c, cfg):
+    """Problems of the config file a zring container reads, and
+    [(ConfigMap key, parsed JSON)] if the file passes `zring check`."""
     if not cfg:
-        return [f"{w}: no ZRING_CONFIG"]
+        return [f"{w}: no ZRING_CONFIG"], []
     d, _, fname = cfg.rpartition("/")
     m = mount_for(c, d)
     if not m:
-        return [f"{w}: ZRING_CONFIG {cfg}: no volume mounted at {d}"]
+        return [f"{w}: ZRING_CONFIG {cfg}: no volume mounted at {d}"], []
     problems = []
     if m.get("subPath"):
         problems.append(f"{w}: {d} is a subPath mount, which never sees ConfigMap updates")
     vol = volume(spec, m["name"]) or {}
     if "configMap" not in vol:
-        return problems + [f"{w}: {d} is not a ConfigMap volume"]
+        return problems + [f"{w}: {d} is not a ConfigMap volume"], []
     cm = ms.configmap(set_name, ns, vol["configMap"]["name"])
     if not cm:
-        return problems + [f"{w}: ConfigMap {ns}/{vol['configMap']['name']} is not in {set_name}"]
+        return problems + [f"{w}: ConfigMap {ns}/{vol['configMap']['name']} is not in {set_name}"], []
+    # One key, the same for every replica or agent: a name built from a
+    # variable (one key per node, $(ZRING_NODE).json) is known only at run
+    # time and cannot be checked here.
     keys = sorted((cm.get("data") or {}).keys())
-    pattern = re.escape(fname)
-    pattern = re.sub(r"\\\{[A-Za-z_0-9]+\\\}", "[^/]+", pattern)
-    matching = [k for k in keys if re.fullmatch(pattern, k)]
-    if not matching:
-        problems.append(f"{w}: ZRING_CONFIG {cfg}: no key of ConfigMap {cm['metadata']['name']} "
-                        f"matches ({keys})")
+    name = cm["metadata"]["name"]
+    if fname not in keys:
+        vars_ = re.findall(r"\{([A-Za-z_0-9]+)\}", fname)
+        why = f"; its name depends on $({vars_[0]}), known only at run time" if vars_ else ""
+        problems.append(f"{w}: ZRING_CONFIG {cfg}: ConfigMap {name} has no key {fname} "
+                        f"({keys}){why}")
     for k in keys:
-        if k not in matching:
+        if k != fname:
             problems.append(f"{w}: ConfigMap key {k} is never read (ZRING_CONFIG {cfg})")
-    for k in matching:
-        r = subprocess.run([str(ZRING), "check", "-"], input=cm["data"][k],
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            problems.append(f"{w}: ConfigMap key {k}: zring check: {r.stderr.strip()}")
-        elif node_agent:
-            for wl in json.loads(cm["data"][k]).get("workloads", []):
-                netns = wl.get("zringNetns")
-                if netns and not any(netns.startswith(x + "/") for x in mounted_netns(spec, c)):
-                    problems.append(f"{w}: {k}: zringNetns {netns} is under no mounted netns directory")
+    if fname not in keys:
+        return problems, []
+    r = subprocess.run([str(ZRING), "check", "-"], input=cm["data"][fname],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        return problems + [f"{w}: ConfigMap key {fname}: zring check: {r.stderr.strip()}"], []
+    return problems, [(fname, json.loads(cm["data"][fname]))]
+
+
+def check_node_env(w, c, env):
+    """A node agent reads the whole mesh: it must know its own node's name."""
+    if "ZRING_NODE" not in env:
+        return [f"{w}: no ZRING_NODE: the agent would try to serve the pods of every node in "
+                "its config (set it from the downward API, fieldRef spec.nodeName)"]
+    if env_field(c, "ZRING_NODE") != "spec.nodeName":
+        return [f"{w}: ZRING_NODE comes from {env_source(c, 'ZRING_NODE')}, not the downward "
+                "API's spec.nodeName: the agent would serve another node's pods, or none"]
+    return []
+
+
+def check_served(w, spec, c, configs, by_node, ids):
+    """The pods a node agent serves: each namespace lies under a mounted
+    directory; with ZRING_NODE, each pod names a node an agent can be on;
+    one pod per namespace on a node; a certificate for every identity
+    (ids: those of the certificate volume, or None if it is broken)."""
+    problems = []
+    dirs = mounted_netns(spec, c)
+    for key, cfg in configs:
+        seen = {}
+        for wl in cfg.get("workloads", []):
+            netns, node = wl.get("zringNetns"), wl.get("node", "")
+            if not netns:
+                continue
+            at = f"{w}: {key}: workload {wl['uid']}"
+            if not any(netns.startswith(x + "/") for x in dirs):
+                problems.append(f"{at}: zringNetns {netns} is under no mounted netns directory")
+            if by_node and not node:
+                problems.append(f"{at} has a zringNetns but no node: no agent serves it")
+            elif by_node and not (len(node) <= 253 and NODE_NAME.fullmatch(node)):
+                problems.append(f"{at}: node {node!r} is not a Kubernetes node name (a lowercase "
+                                "RFC 1123 subdomain): no agent's ZRING_NODE equals it")
+            first = seen.setdefault((node if by_node else "", netns), wl["uid"])
+            if first != wl["uid"]:
+                problems.append(f"{at} and {first} share the zringNetns {netns}"
+                                f"{f' on node {node}' if by_node else ''}: the agent serves only one")
+            ident = (f"{wl.get('trustDomain') or 'cluster.local'}/ns/{wl['namespace']}"
+                     f"/sa/{wl.get('serviceAccount') or 'default'}")
+            if ids is not None and ident not in ids:
+                problems.append(f"{at}: identity {ident} has no certificate in the certs volume, "
+                                "so its HBONE connections fail")
     return problems
 
 
@@ -181,20 +255,22 @@ def mounted_netns(spec, c):
 
 
 def check_certs(w, spec, c, certs):
+    """Problems of the certificate volume, and the identities it holds
+    ("<td>/ns/<ns>/sa/<sa>", each with both files)."""
     if not certs:
-        return [f"{w}: no ZRING_CERTS"]
+        return [f"{w}: no ZRING_CERTS"], set()
     m = mount_for(c, certs)
     if not m:
-        return [f"{w}: ZRING_CERTS {certs}: nothing mounted there"]
+        return [f"{w}: ZRING_CERTS {certs}: nothing mounted there"], set()
     vol = volume(spec, m["name"]) or {}
     if m.get("subPath"):
-        return [f"{w}: {certs} is a subPath mount, which never sees Secret updates"]
+        return [f"{w}: {certs} is a subPath mount, which never sees Secret updates"], set()
     if "projected" in vol:
         items = [i["path"] for s in vol["projected"]["sources"] for i in (s.get("secret") or {}).get("items", [])]
     elif "secret" in vol:
         items = [i["path"] for i in vol["secret"].get("items", [])]
     else:
-        return [f"{w}: {certs} is not a Secret or projected volume"]
+        return [f"{w}: {certs} is not a Secret or projected volume"], set()
     problems = []
     if "root-cert.pem" not in items:
         problems.append(f"{w}: {certs} has no root-cert.pem")
@@ -212,7 +288,7 @@ def check_certs(w, spec, c, certs):
             problems.append(f"{w}: identity {ident} has {sorted(files)}, needs cert-chain and key")
     if not ids:
         problems.append(f"{w}: {certs} holds no identity")
-    return problems
+    return problems, {i for i, files in ids.items() if files == {"cert-chain", "key"}}
 
 
 def check_security(w, spec, c, allowed, required):
@@ -302,9 +378,6 @@ def check_pod(path, obj):
 
 def check_cross_refs(report, docs, rendered, dockerfile):
     known, defaults = zring_help()
-    pending = sorted(v for v in ANNOUNCED if v not in zring_help_raw())
-    if pending:
-        print(f"note zring --help does not list {', '.join(pending)} yet: announced defaults used")
     script_env = iptables_env()
     version = zring_version()
     ms = Manifests(docs, rendered)

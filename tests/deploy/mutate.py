@@ -32,6 +32,23 @@ DF = "deploy/docker/Dockerfile"
 UNIT = "deploy/systemd/zring.service"
 DEFAULT = "deploy/systemd/zring.default"
 
+# The node agent's ZRING_NODE, and the certificate of an identity whose
+# pod runs on node-2 only.
+NODE_ENV = """            - name: ZRING_NODE
+              valueFrom:
+                fieldRef:
+                  fieldPath: spec.nodeName
+"""
+PAYMENTS_CERT = """              - secret:
+                  name: zring-identity-shop-payments
+                  optional: true
+                  items:
+                    - key: tls.crt
+                      path: cluster.local/ns/shop/sa/payments/cert-chain.pem
+                    - key: tls.key
+                      path: cluster.local/ns/shop/sa/payments/key.pem
+"""
+
 # (what, file, text, replacement, section, expected in the output)
 MUTATIONS = [
     ("probe on the wrong port", DS, "port: 15021", "port: 15022",
@@ -54,10 +71,31 @@ MUTATIONS = [
      'add: ["NET_ADMIN", "SYS_ADMIN", "SYS_MODULE"]', "manifests", "adds ['SYS_MODULE']"),
     ("a needed capability missing", DS, 'add: ["NET_ADMIN", "SYS_ADMIN"]', 'add: ["NET_ADMIN"]',
      "manifests", "lacks ['SYS_ADMIN']"),
-    ("undefined variable in ZRING_CONFIG", DS, "$(NODE_NAME).json", "$(NODENAME).json",
-     "manifests", "$(NODENAME) is not defined before it"),
+    ("undefined variable in ZRING_CONFIG", DS, "/etc/zring/config/workloads.json",
+     "/etc/zring/config/$(NODE_NAME).json", "manifests", "$(NODE_NAME) is not defined before it"),
+    ("config read from a key the ConfigMap lacks", DS, "/etc/zring/config/workloads.json",
+     "/etc/zring/config/workload.json", "manifests", "ConfigMap zring-config has no key workload.json"),
+    ("config read from a per-node key, as before ZRING_NODE", DS,
+     "/etc/zring/config/workloads.json", "/etc/zring/config/$(ZRING_NODE).json", "manifests",
+     "its name depends on $(ZRING_NODE), known only at run time"),
+    ("ConfigMap key renamed", CM, "  workloads.json: |", "  mesh.json: |",
+     "manifests", "ConfigMap key mesh.json is never read"),
+    ("node agent without ZRING_NODE", DS, NODE_ENV, "", "manifests", "no ZRING_NODE"),
+    ("ZRING_NODE from the pod's name", DS, "fieldPath: spec.nodeName", "fieldPath: metadata.name",
+     "manifests", "ZRING_NODE comes from valueFrom {\"fieldRef\": {\"fieldPath\": \"metadata.name\"}}"),
+    ("ZRING_NODE hard-coded", DS, NODE_ENV, NODE_ENV.split("  valueFrom")[0] + "  value: node-1\n",
+     "manifests", "ZRING_NODE comes from value 'node-1'"),
+    ("served pod without a node", CM, '"node": "node-2",\n          "zringNetns"', '"zringNetns"',
+     "manifests", "has a zringNetns but no node"),
+    ("node name no node can have", CM, '"node": "node-2"', '"node": "Node-2"',
+     "manifests", "'Node-2' is not a Kubernetes node name"),
+    ("two pods of one node in one netns", CM, "cni-6b0e2f8a-3c9d-4a1e-8f7b-0c5d3e9a2b14",
+     "cni-1d7a9c3b-6e2f-4b8d-a5c0-9f4e1b2d7c36", "manifests",
+     "share the zringNetns /var/run/netns/cni-1d7a9c3b-6e2f-4b8d-a5c0-9f4e1b2d7c36 on node node-2"),
+    ("served identity without a certificate", DS, PAYMENTS_CERT, "", "manifests",
+     "identity cluster.local/ns/shop/sa/payments has no certificate in the certs volume"),
     ("config read through a subPath", DS, "mountPath: /etc/zring/config\n",
-     "mountPath: /etc/zring/config\n              subPath: node-1.json\n",
+     "mountPath: /etc/zring/config\n              subPath: workloads.json\n",
      "manifests", "subPath mount"),
     ("invalid workload config", CM, '"10.244.1.17"', '"10.244.1.256"',
      "manifests", "zring check"),
@@ -107,6 +145,8 @@ MUTATIONS = [
     ("a call zring makes filtered out", UNIT, "SystemCallFilter=~@privileged @resources",
      "SystemCallFilter=~@privileged @resources inotify_init1", "systemd",
      "inotify_init1 is filtered out"),
+    ("/proc/stat hidden from the metrics", UNIT, "ProtectProc=invisible\n",
+     "ProtectProc=invisible\nProcSubset=pid\n", "systemd", "ProcSubset=pid hides /proc/stat"),
     ("misspelt unit directive", UNIT, "ProtectSystem=strict", "ProtectSytem=strict",
      "systemd", "ProtectSytem"),
     ("hardening removed", UNIT, "CapabilityBoundingSet=CAP_NET_ADMIN\nNoNewPrivileges=yes\n", "",

@@ -11,15 +11,20 @@ What a person deploying zring would check by hand, done by machine:
   installed, renders the kustomizations and must agree with ours;
 - the manifests agree with zring: every ZRING_* variable is one zring (or
   zring-iptables.sh) knows, ports and probe paths are zring's, the drain
-  deadline is shorter than the grace period, the config file is a key of the
-  mounted ConfigMap and passes `zring check`, the certificate volume has
+  deadline is shorter than the grace period, the config file is the key of
+  the mounted ConfigMap and passes `zring check`, the certificate volume has
   zring's layout, mounts name declared volumes, privileges are the ones
   docs/deploy.md justifies and no more, no RBAC, images carry zring's version;
+- the node agent serves its own node's pods of the shared config: ZRING_NODE
+  comes from spec.nodeName, and each pod it may serve names a valid node, a
+  namespace under a mounted directory (one pod per namespace) and an
+  identity whose certificate the agent mounts;
 - the Dockerfile lints clean, its COPY sources exist and are in the build
   context, a configure of that context succeeds, and its runtime packages
   provide every shared library the zring binary needs;
 - the systemd unit passes `systemd-analyze verify` and an offline security
-  review, allows io_uring, stops later than zring drains.
+  review, allows io_uring, leaves /proc/stat visible, stops later than zring
+  drains.
 
 Usage: validate.py [--only SECTION]...
 (environment: ZRING_SRCDIR, ZRING_BIN, ZRING_CACHE, CI)
