@@ -157,7 +157,7 @@ static void render_tcp(struct strbuf *out, const struct metrics *agg)
 struct proc_figures {
 	double cpu_s;
 	uint64_t vsize, rss_bytes;
-	double start_s;		/* since the epoch */
+	double start_s;		/* since the epoch; 0 if the boot time is unknown */
 	bool ok;
 };
 
@@ -198,7 +198,8 @@ static void read_proc_stat(struct proc_figures *p)
 	p->cpu_s = (double)(utime + stime) / (double)hz;
 	p->vsize = vsize;
 	p->rss_bytes = rss * (uint64_t)page;
-	p->start_s = (double)boot_time() + (double)start / (double)hz;
+	uint64_t boot = boot_time();	/* 0 where /proc/stat is hidden (ProcSubset=pid) */
+	p->start_s = boot ? (double)boot + (double)start / (double)hz : 0;
 	p->ok = true;
 }
 
@@ -249,7 +250,7 @@ static void render_process(struct strbuf *out, const struct metrics_env *env)
 		gauge(out, "process_max_fds", "Limit of open file descriptors (soft).",
 		      rl.rlim_cur == RLIM_INFINITY ? 1e308 : (double)rl.rlim_cur);
 	double start = env->start_wall_ms ? (double)env->start_wall_ms / 1000.0 : p.start_s;
-	if (env->start_wall_ms || p.ok) {
+	if (start > 0) {
 		family(out, "process_start_time_seconds", "gauge",
 		       "Start time of the process since the Unix epoch, in seconds.");
 		strbuf_printf(out, "process_start_time_seconds %.3f\n", start);
