@@ -46,6 +46,11 @@ Options:
   --mem-conns N       idle connections for the memory row (default 4000)
   --max-conns N       idle connections tried for the maxconn row (default 9500)
   --nginx-workers N   nginx worker processes (default: one per CPU)
+  --pin               proxies (HAProxy, zring, all their threads) on the last
+                      CPU, everything else (clients, servers) on the others:
+                      separates the proxies' own latency tails from the
+                      scheduler's; needs --workers 1 and 2 or more CPUs; the
+                      mtls row is not pinned
   --haproxy-splice L  HAProxy columns, one per splice mode (default auto,always):
                       auto = "option splice-auto", always = splice-request +
                       splice-response, off = none. Ratios use the first.
@@ -81,10 +86,11 @@ haproxy_splice=auto,always
 keep=0
 quick=0
 setup_only=0
+pin=0
 
 while [ $# -gt 0 ]; do
   case "$1" in
-    --quick|--keep|--setup-only|-h|--help) ;;
+    --quick|--keep|--setup-only|--pin|-h|--help) ;;
     --*) [ $# -ge 2 ] || die "option $1 needs a value" ;;
   esac
   case "$1" in
@@ -104,6 +110,7 @@ while [ $# -gt 0 ]; do
     --haproxy-splice) haproxy_splice="$2"; shift 2 ;;
     --keep) keep=1; shift ;;
     --setup-only) setup_only=1; shift ;;
+    --pin) pin=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) say "unknown argument '$1'"; usage >&2; exit 2 ;;
   esac
@@ -115,6 +122,19 @@ for n in "$workers" "$repeats" "$duration" "$wrk_conns" "$mem_conns" "$max_conns
   [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "bad number '$n'"
 done
 [[ "$rate" =~ ^[1-9][0-9]*$ ]] || die "bad --rate '$rate'"
+if [ "$pin" = 1 ]; then
+  [ "$(nproc)" -ge 2 ] || die "--pin needs 2 or more CPUs"
+  [ "$workers" = 1 ] || die "--pin gives the proxies one CPU: use --workers 1"
+  proxy_cpu=$(( $(nproc) - 1 ))
+  other_cpus="0-$(( proxy_cpu - 1 ))"
+  # Every child of this script (servers, clients) inherits the other CPUs;
+  # pin_proxy moves a proxy, all its threads, to the last one.
+  taskset -p -c "$other_cpus" $$ >/dev/null || die "taskset failed"
+fi
+pin_proxy() {  # PID
+  [ "$pin" = 1 ] || return 0
+  taskset -a -p -c "$proxy_cpu" "$1" >/dev/null || die "taskset -p $1 failed"
+}
 for m in ${haproxy_splice//,/ }; do
   case "$m" in auto|always|off) ;; *) die "--haproxy-splice: want auto, always or off, not '$m'" ;; esac
 done
@@ -336,6 +356,7 @@ start_haproxy() {  # MODE
   hap_pid[$m]=$!
   pids+=("$!")
   wait_listen "$CLI" "${HAP_PORT[$m]}" "$!" "haproxy ($m)"
+  pin_proxy "${hap_pid[$m]}"
 }
 
 # One "show info" field from HAProxy's stats socket ("" if unavailable).
@@ -378,6 +399,7 @@ start_zring() {  # MODE ("default" = zring's own choice)
   zring_mode="$mode"
   pids+=("$zring_pid")
   wait_listen "$CLI" 15001 "$zring_pid" zring
+  pin_proxy "$zring_pid"
 }
 
 stop_zring() {
@@ -608,7 +630,7 @@ header = [
   ("HAProxy", "$(haproxy -v | head -n1 | awk '{print $3}') (nbthread $workers, transparent original-destination, maxconn $haproxy_maxconn, maxpipes $haproxy_maxpipes; spliced during the throughput rows: $haproxy_spliced)"),
   ("nginx", "$(nginx -v 2>&1 | awk -F/ '{print $2}') ($nginx_workers worker(s), 128-byte file)"),
   ("tools", "$(iperf3 -v | head -n1 | awk '{print "iperf3 "$2}'), wrk $(wrk -v 2>&1 | head -n1 | awk '{print $2}'), Python $(python3 -c 'import platform; print(platform.python_version())')"),
-  ("parameters", "workers $workers, $repeats repeat(s), ${duration} s runs, wrk -t1 -c $wrk_conns, latency $rate req/s per path, memory over $mem_conns idle conns, maxconn tries $max_conns, ulimit -n $nofile"),
+  ("parameters", "workers $workers, $repeats repeat(s), ${duration} s runs, wrk -t1 -c $wrk_conns, latency $rate req/s per path, memory over $mem_conns idle conns, maxconn tries $max_conns, ulimit -n $nofile$( [ "$pin" = 1 ] && echo ", pinned: proxies on CPU $proxy_cpu, clients and servers on CPUs $other_cpus")"),
   ("machine noise", "1 ms sleep wake-up lateness p50/p99/max, load average: before " + noise("$dir/noise-start.json") + "; after " + noise("$dir/noise-end.json")),
   ("topology", "client netns ⇄ veth ⇄ server netns; proxies in the client netns behind iptables REDIRECT; all on one shared $(nproc)-core machine"),
 ]
