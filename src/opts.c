@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 enum opt_id {
-	O_CONFIG = 256, O_CERTS, O_HBONE, O_HBONE_PORT, O_MAX_STREAMS, O_POOL_IDLE, O_OUTBOUND, O_INBOUND, O_WORKERS, O_DRAIN, O_CONNECT, O_IDLE,
+	O_CONFIG = 256, O_CERTS, O_HBONE, O_HBONE_PORT, O_MAX_STREAMS, O_TUNNEL_STREAMS, O_POOL_IDLE, O_OUTBOUND, O_INBOUND, O_WORKERS, O_DRAIN, O_CONNECT, O_IDLE,
 	O_METRICS_GRACE, O_MARK, O_PUMP, O_PIPES, O_BUFFERS, O_LEVEL, O_FORMAT, O_NODE_AGENT, O_NODE, O_ADMIN, O_METRICS, O_READINESS,
 };
 
@@ -38,6 +38,8 @@ static const struct opt_def defs[] = {
 	  "port of peers' HBONE listeners (default 15008)" },
 	{ "hbone-max-streams", "ZRING_HBONE_MAX_STREAMS", O_MAX_STREAMS, "N",
 	  "streams per pooled tunnel (default 100)" },
+	{ "hbone-tunnel-streams", "ZRING_HBONE_TUNNEL_STREAMS", O_TUNNEL_STREAMS, "N",
+	  "retire a pooled tunnel once it has opened N streams; 0 = when HTTP/2 stream IDs run out (default 0)" },
 	{ "hbone-idle-timeout", "ZRING_HBONE_IDLE_TIMEOUT", O_POOL_IDLE, "DUR",
 	  "close pooled tunnels without streams after this long (default 60s)" },
 	{ "outbound", "ZRING_OUTBOUND", O_OUTBOUND, "ADDR[,ADDR]",
@@ -209,6 +211,11 @@ static int apply(struct opts *o, int id, const char *v)
 		if (parse_uint(v, 10000, &n) < 0 || n == 0)
 			return -EINVAL;
 		o->hbone_max_streams = (unsigned)n;
+		return 0;
+	case O_TUNNEL_STREAMS:
+		if (parse_uint(v, 1ul << 30, &n) < 0)
+			return -EINVAL;
+		o->hbone_tunnel_streams = (unsigned)n;
 		return 0;
 	case O_POOL_IDLE:
 		return opts_parse_duration(v, &o->hbone_idle_timeout_ms);

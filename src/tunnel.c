@@ -596,6 +596,23 @@ void tunnel_on_connect_timeout(struct tunnel *t, const struct io_uring_cqe *cqe)
 	tunnel_put(t);
 }
 
+/* A client tunnel that may open no more streams leaves the pool: new
+ * connections get a fresh tunnel, its own streams run to their end, and
+ * the tick closes it once it has none (as after a GOAWAY). */
+static void retire(struct tunnel *t, const char *why)
+{
+	struct log_line l;
+	char a[ADDR_STRLEN];
+	t->draining = true;
+	if (log_begin(&l, LOG_DEBUG, "tunnel retired")) {
+		log_str(&l, "peer", addr_format(&t->peer, a, sizeof(a)));
+		log_str(&l, "peer_identity", t->want_id);
+		log_u64(&l, "streams", t->opened);
+		log_str(&l, "reason", why);
+		log_end(&l);
+	}
+}
+
 int tunnel_open_stream(struct tunnel *t, struct conn *c, const union addr *authority,
 		       const union addr *src)
 {
@@ -609,11 +626,21 @@ int tunnel_open_stream(struct tunnel *t, struct conn *c, const union addr *autho
 	};
 	nghttp2_data_provider dp = { .source.ptr = c, .read_callback = pump_hbone_read };
 	int32_t id = nghttp2_submit_request(t->h2, NULL, hdrs, 3, &dp, c);
+	if (id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE) {
+		retire(t, "stream IDs exhausted");
+		return -EAGAIN;
+	}
 	if (id < 0)
-		return id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE ? -EAGAIN : -EPROTO;
+		return -EPROTO;
 	c->tunnel = t;
 	c->stream_id = id;
 	t->nstreams++;
+	t->opened++;
+	unsigned life = t->w->opts->hbone_tunnel_streams;
+	if (life && t->opened >= life)
+		retire(t, "stream limit reached");
+	else if (nghttp2_session_get_next_stream_id(t->h2) > INT32_MAX)
+		retire(t, "stream IDs exhausted");
 	tunnel_flush(t);
 	return 0;
 }

@@ -35,6 +35,7 @@ struct opts {
 	const char *certs;		/* certificate directory, or NULL */
 	uint16_t hbone_port;		/* peers' HBONE port */
 	unsigned hbone_max_streams;	/* per pooled tunnel */
+	unsigned hbone_tunnel_streams;	/* streams a pooled tunnel opens before it retires; 0: all its IDs */
 	uint64_t hbone_idle_timeout_ms;	/* close pooled tunnels idle this long */
 	unsigned workers;
 	uint64_t drain_timeout_ms;

@@ -75,6 +75,7 @@ struct tunnel {
 	uint64_t last_rx_ns;		/* for keepalive pings */
 	uint64_t ping_sent_ns;
 	unsigned nstreams;
+	unsigned opened;		/* client: streams opened over its life */
 	uint64_t idle_since_ns;
 	int err;
 	const char *why;

@@ -14,7 +14,8 @@ static void clear_env(void)
 	const char *vars[] = { "ZRING_OUTBOUND", "ZRING_INBOUND", "ZRING_WORKERS",
 			       "ZRING_DRAIN_TIMEOUT", "ZRING_CONNECT_TIMEOUT", "ZRING_IDLE_TIMEOUT",
 			       "ZRING_METRICS_GRACE", "ZRING_MARK", "ZRING_PUMP", "ZRING_LOG_LEVEL", "ZRING_LOG_FORMAT",
-			       "ZRING_NODE_AGENT", "ZRING_NODE", "ZRING_ADMIN", "ZRING_READINESS", "ZRING_METRICS" };
+			       "ZRING_NODE_AGENT", "ZRING_NODE", "ZRING_ADMIN", "ZRING_READINESS", "ZRING_METRICS",
+			       "ZRING_HBONE_TUNNEL_STREAMS" };
 	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
 		unsetenv(vars[i]);
 }
@@ -82,6 +83,26 @@ Test(opts, environment_sets_and_flag_wins)
 	cr_assert_eq(parse(&o, err, 3, argv), 0, "%s", err);
 	cr_assert_eq(o.workers, 2);
 	cr_assert_eq(o.drain_timeout_ms, 120000);
+}
+
+Test(opts, tunnel_streams_default_flag_environment_and_bounds)
+{
+	struct opts o;
+	char err[256];
+	char *a1[] = { "zring", NULL };
+	cr_assert_eq(parse(&o, err, 1, a1), 0, "%s", err);
+	cr_assert_eq(o.hbone_tunnel_streams, 0, "default: retire only when stream IDs run out");
+	setenv("ZRING_HBONE_TUNNEL_STREAMS", "1000", 1);
+	cr_assert_eq(parse(&o, err, 1, a1), 0, "%s", err);
+	cr_assert_eq(o.hbone_tunnel_streams, 1000);
+	char *a2[] = { "zring", "--hbone-tunnel-streams", "2", NULL };
+	cr_assert_eq(parse(&o, err, 3, a2), 0, "%s", err);
+	cr_assert_eq(o.hbone_tunnel_streams, 2, "the flag wins over the environment");
+	char *a3[] = { "zring", "--hbone-tunnel-streams", "1073741825", NULL };
+	cr_assert_eq(parse(&o, err, 3, a3), -EINVAL, "more than 2^30: a client has no more stream IDs");
+	cr_assert(strstr(err, "--hbone-tunnel-streams"), "%s", err);
+	char *a4[] = { "zring", "--hbone-tunnel-streams", "-1", NULL };
+	cr_assert_eq(parse(&o, err, 3, a4), -EINVAL);
 }
 
 Test(opts, bad_values_name_the_flag)
