@@ -59,24 +59,17 @@ int hbone_client_start(struct conn *c)
 		peer.in6.sin6_port = htons(w->opts->hbone_port);
 	else
 		peer.in4.sin_port = htons(w->opts->hbone_port);
+	int err;
 	const struct service *svc = c->route == ROUTE_SERVICE ? c->dst_service : NULL;
-	/* -EAGAIN: the pooled tunnel ran out of stream IDs and has retired
-	 * itself; the second tunnel_get() opens a fresh one. */
-	int err = -EAGAIN;
-	for (int tries = 0; tries < 2 && err == -EAGAIN; tries++) {
-		struct tunnel *t = tunnel_get(w, c->pod, src, c->dst_workload->identity, svc,
-					      &peer, &err);
-		if (!t) {
-			c->why = "tunnel";
-			return err;
-		}
-		if (!c->peer_id) {
-			c->stream_side = SIDE_UPSTREAM;
-			c->pump = &pump_hbone_ops;
-			c->peer_id = strdup(c->dst_workload->identity);
-		}
-		err = tunnel_open_stream(t, c, &c->upstream, &c->src);
+	struct tunnel *t = tunnel_get(w, c->pod, src, c->dst_workload->identity, svc, &peer, &err);
+	if (!t) {
+		c->why = "tunnel";
+		return err;
 	}
+	c->stream_side = SIDE_UPSTREAM;
+	c->pump = &pump_hbone_ops;
+	c->peer_id = strdup(c->dst_workload->identity);
+	err = tunnel_open_stream(t, c, &c->upstream, &c->src);
 	if (err < 0)
 		c->why = "tunnel stream";
 	return err;

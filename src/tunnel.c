@@ -626,12 +626,8 @@ int tunnel_open_stream(struct tunnel *t, struct conn *c, const union addr *autho
 	};
 	nghttp2_data_provider dp = { .source.ptr = c, .read_callback = pump_hbone_read };
 	int32_t id = nghttp2_submit_request(t->h2, NULL, hdrs, 3, &dp, c);
-	if (id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE) {
-		retire(t, "stream IDs exhausted");
-		return -EAGAIN;
-	}
-	if (id < 0)
-		return -EPROTO;
+	if (id < 0)	/* no IDs left cannot happen: the tunnel retired at its last */
+		return id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE ? -EAGAIN : -EPROTO;
 	c->tunnel = t;
 	c->stream_id = id;
 	t->nstreams++;
