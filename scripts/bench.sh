@@ -515,7 +515,8 @@ print(round(cpu / tck * 1e6 / n, 1) if n else "")' "$((c1 - c0))" "$clk_tck" "$(
 }
 
 # Latency: the paths are measured together, in one probe that takes turns
-# request by request (see latency.py), so the machine's noise hits them alike.
+# request by request (see latency.py), so the machine's noise hits them alike;
+# the order within each round is shuffled, with a new seed per repeat.
 # With several zring pump modes, each gets its own probe run alongside direct
 # and HAProxy (which so get one sample per mode and run).
 m_latency() {  # GROUP REP  (GROUP: paths joined by '+')
@@ -528,7 +529,8 @@ m_latency() {  # GROUP REP  (GROUP: paths joined by '+')
     key=ka; [ "$mode" = newconn ] && key=nc
     out="$dir/lat-${group//+/_}-$rep-$mode.json"
     if ! in_cli timeout $((duration * 4 + 60)) python3 "$here/latency.py" "${targets[@]}" \
-          --rate "$rate" --duration $((duration * 2)) --mode "$mode" >"$out" 2>"$out.err"; then
+          --rate "$rate" --duration $((duration * 2)) --mode "$mode" --seed "$rep" \
+          >"$out" 2>"$out.err"; then
       for p in ${group//+/ }; do
         record "lat_${key}_p50" "$p" "$rep" "$(jget "$out" "targets.$p.p50_us")" \
           "latency.py failed: $(tail -c 300 "$out.err" | tr '\n' ' ')"

@@ -1,11 +1,20 @@
 #!/usr/bin/env python3
 """Fixed-rate HTTP latency probe for zring's benchmark.
 
-Sends GET requests at a fixed rate to one or more targets, taking turns
-(request i goes to target i mod n), and times each one with
-time.perf_counter_ns. Interleaving the paths request by request means the
-machine's background noise (this is a small shared VM) falls on all of them
-alike, so their difference is the paths' own.
+Sends GET requests at a fixed rate to one or more targets, taking turns,
+and times each one with time.perf_counter_ns. Interleaving the paths request
+by request means the machine's background noise (this is a small shared VM)
+falls on all of them alike, so their difference is the paths' own.
+
+The turns go in rounds: each round sends one request to every target, in a
+fresh random order (--order shuffle, the default; seeded, so a run can be
+repeated). A fixed rotation would tie each path to the path before it, and
+what ran just before can matter: which CPU the server last woke on, how
+long each CPU has sat idle (an idle vCPU of this VM takes 50-100 us to
+wake). Shuffled, every path follows every other path equally often, so no
+path inherits a position. --order fixed keeps the plain rotation (request i
+goes to target i mod n), for comparison; see docs/benchmarks.md for what
+swapping positions did (it did not change the ranking).
 
 Two modes:
   keepalive  one connection per target, reused for every request: the latency
@@ -26,6 +35,7 @@ Prints one JSON object: {"targets": {NAME: {p50_us, p90_us, p99_us, ...}}}.
 import argparse
 import gc
 import json
+import random
 import socket
 import sys
 import time
@@ -145,6 +155,9 @@ def main():
     ap.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first")
     ap.add_argument("--mode", choices=("keepalive", "newconn"), default="keepalive")
     ap.add_argument("--timeout", type=float, default=2.0)
+    ap.add_argument("--order", choices=("shuffle", "fixed"), default="shuffle",
+                    help="order of the targets within each round (see above)")
+    ap.add_argument("--seed", type=int, default=1, help="seed of the shuffled order")
     args = ap.parse_args()
 
     targets = [Target(t, args.mode, args.path, args.timeout) for t in args.target]
@@ -154,12 +167,17 @@ def main():
     n_total = n_warm + int(args.duration * args.rate) * n
     late_ns = 1_000_000
 
+    rng = random.Random(args.seed)
+    order = list(range(n))
+
     gc.collect()
     gc.disable()
     pc = time.perf_counter_ns
     start = pc() + 10_000_000
     for i in range(n_total):
-        t = targets[i % n]
+        if i % n == 0 and args.order == "shuffle":
+            rng.shuffle(order)
+        t = targets[order[i % n]]
         due = start + i * interval_ns
         now = pc()
         if now < due:
