@@ -15,6 +15,13 @@
  * in it: read a chunk into the pipe, write it all out, and when the source
  * runs dry give the empty pipe back and poll again. If the sink is full the
  * pipe stays with the direction and we poll the sink for POLLOUT.
+ *
+ * Small messages (requests, responses, anything under 16 KiB a read) are
+ * copied instead, as HAProxy's splice-auto does: recv(2) and send(2) through
+ * a per-thread buffer cost less than two splices, and whatever the sink does
+ * not take goes into the borrowed pipe, so the POLLOUT path above finishes
+ * it. A read that fills the buffer switches the direction to splicing until
+ * a read comes back small again.
  */
 #include "zring/conn.h"
 #include "zring/pump.h"
@@ -24,10 +31,20 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 
 /* Chunks per readiness event before yielding to other connections. */
 #define SPLICE_ROUNDS 8
+
+/* Small messages are copied, not spliced: one recv(2) into this buffer and
+ * one send(2) cost less than two splices through a pipe when a request or
+ * response fits here. A read that fills it marks the direction bulk, and
+ * bulk directions splice until a read comes back smaller than this. */
+#define COPY_MAX (16 * 1024)
+static _Thread_local uint8_t copy_buf[COPY_MAX];
 
 static void arm_poll(struct conn *c, unsigned d, bool out)
 {
@@ -85,11 +102,77 @@ static int flush(struct conn *c, unsigned d)
 	return 0;
 }
 
+/* The small-message path: recv into copy_buf, send from it, and park what
+ * the sink did not take in the direction's empty pipe for flush() to
+ * finish (the read is capped at the pipe's size, so the rest always fits:
+ * a pipe over pipe-user-pages-soft can be as small as 8 KiB). Returns true
+ * when this readiness event is fully handled; false to go on splicing (the
+ * read filled the buffer: more is likely waiting). */
+static bool copy_small(struct conn *c, unsigned d)
+{
+	struct pump_dir *pd = &c->dir[d];
+	size_t cap = pd->pipe->size < COPY_MAX ? pd->pipe->size : COPY_MAX;
+	ssize_t n = recv(conn_src_fd(c, d), copy_buf, cap, MSG_DONTWAIT);
+	if (n <= 0) {
+		if (n < 0 && errno == EAGAIN) {
+			give_back_pipe(c, d);
+			arm_poll(c, d, false);
+		} else if (n == 0) {
+			give_back_pipe(c, d);
+			pump_dir_eof(c, d);
+		} else if (errno == EINTR) {
+			return false;
+		} else {
+			give_back_pipe(c, d);
+			pump_dir_error(c, src_side(d), -errno);
+		}
+		return true;
+	}
+	ssize_t sent = send(conn_sink_fd(c, d), copy_buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (sent < 0) {
+		if (errno != EAGAIN && errno != EINTR) {
+			give_back_pipe(c, d);
+			pump_dir_error(c, sink_side(d), -errno);
+			return true;
+		}
+		sent = 0;
+	}
+	if (sent > 0)
+		pump_dir_moved(c, d, (uint32_t)sent);
+	if (sent < n) {
+		ssize_t left = n - sent;
+		if (write(pd->pipe->wr, copy_buf + sent, (size_t)left) != left) {
+			give_back_pipe(c, d);
+			pump_dir_error(c, sink_side(d), -EIO);
+			return true;
+		}
+		pd->len = (uint32_t)left;
+		if (flush(c, d) < 0)
+			return true;
+	}
+	if ((size_t)n == cap) {
+		pd->flags |= DIR_BULK;
+		return false;
+	}
+	give_back_pipe(c, d);
+	arm_poll(c, d, false);
+	return true;
+}
+
 /* Move bytes from source to sink until the source runs dry, the sink is
  * full, or this connection has had its turn. */
 static void move(struct conn *c, unsigned d)
 {
 	struct pump_dir *pd = &c->dir[d];
+	if (!(pd->flags & DIR_BULK) && !pd->pipe) {
+		if (pipepool_get(&c->w->pipes, &pd->pipe) < 0) {
+			pd->pipe = NULL;
+			worker_wait_enqueue(c->w, pd);
+			return;
+		}
+		if (copy_small(c, d))
+			return;
+	}
 	for (unsigned round = 0; round < SPLICE_ROUNDS; round++) {
 		if (!pd->pipe) {
 			int err = pipepool_get(&c->w->pipes, &pd->pipe);
@@ -104,6 +187,8 @@ static void move(struct conn *c, unsigned d)
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 		if (n > 0) {
 			pd->len = (uint32_t)n;
+			if (n < COPY_MAX)
+				pd->flags &= (uint8_t)~DIR_BULK;
 			if (flush(c, d) < 0)
 				return;
 			if (n < chunk)

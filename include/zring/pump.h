@@ -11,7 +11,8 @@
  * Two interchangeable engines implement a direction (struct pump_ops):
  *   - splice: io_uring polls for readiness, then splice(2) moves the bytes
  *     socket -> pipe -> socket inside the kernel, with a pipe borrowed from
- *     the worker's bounded pool only while bytes are in it;
+ *     the worker's bounded pool only while bytes are in it (small messages
+ *     are copied with recv/send instead: cheaper under 16 KiB);
  *   - copy: io_uring recv into a provided buffer the kernel picks when data
  *     arrives, then io_uring send from it.
  * Both hold nothing but the two sockets while a connection is idle.
@@ -34,6 +35,7 @@ enum {
 	DIR_HAS_BUF = 1u << 2,	/* copy: holds buffer `bid` */
 	DIR_EOF_SEEN = 1u << 3,	/* hbone: source ended, not yet passed on */
 	DIR_SENDING = 1u << 4,	/* hbone: a send from the queue is in flight */
+	DIR_BULK = 1u << 5,	/* splice: reads come in big chunks, skip the copy path */
 };
 
 /* hbone: stream bytes waiting for the socket. */

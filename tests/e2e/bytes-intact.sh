@@ -4,7 +4,11 @@
 #   1. one connection carries 100 MiB up and 100 MiB down at the same time;
 #      sha256 of each direction is checked end to end, and zring's access line
 #      counts exactly the bytes that crossed;
-#   2. 100 connections open at once, each with random sizes, each checked.
+#   2. 100 connections open at once, each with random sizes, each checked;
+#   3. small messages into a slow reader: the server sends 1 MiB in ~15 KB
+#      writes (small enough for the splice pump's copy path) to a client that
+#      reads nothing for 2 s through a 4 KiB receive buffer, so zring's sends
+#      toward it come up short and the rest must wait in order.
 # Run once per pump (--pump splice and --pump copy): both must stay honest.
 # ZRING_E2E_PUMPS narrows the list; ZRING_E2E_SEED replays the random sizes.
 # shellcheck source=tests/e2e/lib.sh
@@ -40,7 +44,19 @@ for pump in ${ZRING_E2E_PUMPS:-splice copy}; do
   wait_access 101
   errors="$(grep 'msg=access' "$ZLOG" | grep -vc ' error=-' || true)"
   [ "$errors" -eq 0 ] || fail "$pump: $errors access lines carry an error"
+
+  # 300000 B/s: zrproto paces in rate/20 = 15000-byte writes. A 64 KiB cap
+  # on send buffers in the client pod (loopback would otherwise grow zring's
+  # toward the client past the whole transfer) makes the stall fill it.
+  wmem="$(ip netns exec "$NS_C" sysctl -n net.ipv4.tcp_wmem)"
+  ip netns exec "$NS_C" sysctl -qw net.ipv4.tcp_wmem="4096 16384 65536"
+  client_ok "$NS_C" xfer --host "$S4" --port 8080 --up 4096 --down $((1 << 20)) \
+    --down-rate 300000 --stall 2 --rcvbuf 4096
+  ip netns exec "$NS_C" sysctl -qw net.ipv4.tcp_wmem="$wmem"
+  wait_access 102
+  errors="$(grep 'msg=access' "$ZLOG" | grep -vc ' error=-' || true)"
+  [ "$errors" -eq 0 ] || fail "$pump: slow reader: an access line carries an error"
   stop_zring
 done
 
-pass "100 MiB each way and 100 concurrent connections intact (pumps: ${ZRING_E2E_PUMPS:-splice copy})"
+pass "100 MiB each way, 100 concurrent connections and small writes into a slow reader intact (pumps: ${ZRING_E2E_PUMPS:-splice copy})"

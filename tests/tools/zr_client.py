@@ -3,11 +3,15 @@
 
   zr_client.py xfer  --host H --port P --up N --down M [--half-close]
                      [--up-rate R] [--down-rate R] [--expect ok|fail]
+                     [--stall SECS] [--rcvbuf BYTES]
       One connection: sends N random bytes, receives M, checks both hashes
       against the server's trailer. --half-close sends up as "eof": after its
       bytes the client shuts down its write side and the server answers only
       once it has read to EOF. --expect fail succeeds when the transfer is cut
-      (reset or early EOF); a hash mismatch is always a failure.
+      (reset or early EOF); a hash mismatch is always a failure. --stall
+      waits SECS before reading anything and --rcvbuf shrinks the receive
+      buffer (SO_RCVBUF, set before connecting): together they make a slow
+      reader, so that the proxy finds the client's socket full.
 
   zr_client.py many  --host H --port P --conns 100 [--max-up B] [--max-down B]
                      [--seed S]
@@ -50,14 +54,16 @@ class Mismatch(Exception):
     """Bytes arrived but differ from what was sent: corruption, never a cut."""
 
 
-def connect(host, port, timeout):
+def connect(host, port, timeout, rcvbuf=0):
     s = socket.socket(zrproto.addr_family(host), socket.SOCK_STREAM)
     s.settimeout(timeout)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     s.connect((host, port))
     return s
 
 
-def transfer(sock, up, down, half_close=False, up_rate=0, down_rate=0):
+def transfer(sock, up, down, half_close=False, up_rate=0, down_rate=0, stall=0):
     """Run one ZR1 exchange on a connected socket; raise on any problem."""
     sock.sendall(zrproto.header("eof" if half_close else up, down, down_rate))
     sent = {}
@@ -73,6 +79,7 @@ def transfer(sock, up, down, half_close=False, up_rate=0, down_rate=0):
     t = threading.Thread(target=sender, daemon=True)
     t.start()
     try:
+        time.sleep(stall)
         down_sha, got = zrproto.recv_hash(sock, down)
         trailer = zrproto.recv_line(sock).decode().split()
     except Exception:
@@ -111,9 +118,9 @@ def describe(e):
 def cmd_xfer(a):
     start = time.monotonic()
     try:
-        sock = connect(a.host, a.port, a.timeout)
+        sock = connect(a.host, a.port, a.timeout, a.rcvbuf)
         with sock:
-            transfer(sock, a.up, a.down, a.half_close, a.up_rate, a.down_rate)
+            transfer(sock, a.up, a.down, a.half_close, a.up_rate, a.down_rate, a.stall)
         ok, why = True, "-"
     except Mismatch as e:
         print(f"result=corrupt reason={e!s:.200}")
@@ -299,6 +306,8 @@ def main():
     x.add_argument("--up-rate", type=int, default=0)
     x.add_argument("--down-rate", type=int, default=0)
     x.add_argument("--expect", choices=("ok", "fail"), default="ok")
+    x.add_argument("--stall", type=float, default=0)
+    x.add_argument("--rcvbuf", type=int, default=0)
 
     m = sub.add_parser("many")
     common(m)
