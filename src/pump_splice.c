@@ -39,10 +39,7 @@
 /* Chunks per readiness event before yielding to other connections. */
 #define SPLICE_ROUNDS 8
 
-/* Small messages are copied, not spliced: one recv(2) into this buffer and
- * one send(2) cost less than two splices through a pipe when a request or
- * response fits here. A read that fills it marks the direction bulk, and
- * bulk directions splice until a read comes back smaller than this. */
+/* Reads up to this size are copied (see the top of this file). */
 #define COPY_MAX (16 * 1024)
 static _Thread_local uint8_t copy_buf[COPY_MAX];
 
