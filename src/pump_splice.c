@@ -138,9 +138,11 @@ static bool copy_small(struct conn *c, unsigned d)
 		pump_dir_moved(c, d, (uint32_t)sent);
 	if (sent < n) {
 		ssize_t left = n - sent;
-		if (write(pd->pipe->wr, copy_buf + sent, (size_t)left) != left) {
+		ssize_t put = write(pd->pipe->wr, copy_buf + sent, (size_t)left);
+		if (put != left) {
+			/* Not the peers' fault: a local failure, labelled so. */
 			give_back_pipe(c, d);
-			pump_dir_error(c, sink_side(d), -EIO);
+			conn_close(c, put < 0 ? -errno : -EIO, "pipe write", true);
 			return true;
 		}
 		pd->len = (uint32_t)left;
@@ -156,29 +158,32 @@ static bool copy_small(struct conn *c, unsigned d)
 	return true;
 }
 
+/* Make sure the direction holds a pipe. False when the pool has none: the
+ * direction is queued and move() runs again once one is given back. */
+static bool take_pipe(struct conn *c, unsigned d)
+{
+	struct pump_dir *pd = &c->dir[d];
+	if (pd->pipe)
+		return true;
+	if (pipepool_get(&c->w->pipes, &pd->pipe) >= 0)
+		return true;
+	pd->pipe = NULL;
+	worker_wait_enqueue(c->w, pd);
+	return false;
+}
+
 /* Move bytes from source to sink until the source runs dry, the sink is
  * full, or this connection has had its turn. */
 static void move(struct conn *c, unsigned d)
 {
 	struct pump_dir *pd = &c->dir[d];
 	if (!(pd->flags & DIR_BULK) && !pd->pipe) {
-		if (pipepool_get(&c->w->pipes, &pd->pipe) < 0) {
-			pd->pipe = NULL;
-			worker_wait_enqueue(c->w, pd);
-			return;
-		}
-		if (copy_small(c, d))
+		if (!take_pipe(c, d) || copy_small(c, d))
 			return;
 	}
 	for (unsigned round = 0; round < SPLICE_ROUNDS; round++) {
-		if (!pd->pipe) {
-			int err = pipepool_get(&c->w->pipes, &pd->pipe);
-			if (err < 0) {
-				pd->pipe = NULL;
-				worker_wait_enqueue(c->w, pd);
-				return;
-			}
-		}
+		if (!take_pipe(c, d))
+			return;
 		ssize_t chunk = pd->pipe->size;
 		ssize_t n = splice(conn_src_fd(c, d), NULL, pd->pipe->wr, NULL, (size_t)chunk,
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);

@@ -1,32 +1,22 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2119,SC2317  # helpers with optional args; callbacks run via wait_until
-# Scenario: descriptor exhaustion the hard ways. NOT in meson.build: zring
-# fails all three parts today (2026-11-21); add it to the list once they
-# pass. RLIMIT_NOFILE 64, one worker, the echo server of fd-exhaustion.
+# Scenario: descriptor exhaustion the hard ways (each part once failed; the
+# descriptor budget, src/fdbudget.c, fixed them). RLIMIT_NOFILE 64, one
+# worker, the echo server of fd-exhaustion.
 #   A. accept must leave room for upstream sockets (copy pump): 60
 #      connections arrive while zring is busy (SIGSTOP, then SIGCONT), so all
 #      are in the backlog at once. Want: zring proxies as many as its
 #      descriptors allow (>= 10) and the rest wait in the backlog, none is
-#      reset when the connect timeout (3 s) passes. Today: the multishot
-#      accept takes every free descriptor for client sockets, no upstream
-#      socket() can succeed, 0 are proxied, and at the connect timeout all
-#      the parked ones are reset ("upstream socket: Connection timed out").
+#      reset when the connect timeout (3 s) passes.
 #   B. the splice pump must keep moving bytes when no pipe can be created
 #      (splice pump): connections open one at a time without sending
 #      anything, each connected upstream, until zring is full; only then do
-#      they send. Want: every connection zring connected upstream echoes.
-#      Today: pipe2() fails with EMFILE, the pool has no pipe yet, and every
-#      direction waits for a pipe that only a closing connection could free,
-#      but a waiting direction polls nothing, so zring does not even notice
-#      its clients closing: every connection stays open (until the idle
-#      timeout or a drain). Want: once the clients close, zring ends them.
+#      they send. Want: every connection zring connected upstream echoes,
+#      and once the clients close, zring ends them.
 #   C. recovery must not strand connections (copy pump, --connect-timeout
 #      5s): zring filled gently as in fd-exhaustion.sh, then 15 proxied
 #      connections close at once. Want: 15 waiting ones get through promptly
-#      and none is reset later. Today: the freed descriptors go to accepted
-#      client sockets first; only a few get an upstream socket, the others
-#      stay parked and are reset at the connect timeout unless yet more
-#      connections close.
+#      and none is reset later.
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 

