@@ -49,6 +49,7 @@ static const struct {
 /* What the workers hold besides their series. */
 struct totals {
 	uint64_t series, overflowed, pruned, tls_failures, policy_denials;
+	uint64_t busy_polls, busy_poll_replies;
 };
 
 void metrics_escape_value(struct strbuf *out, const char *s)
@@ -109,6 +110,8 @@ static int collect(struct metrics *agg, struct worker *w, struct totals *t)
 	pthread_mutex_unlock(&m->lock);
 	t->tls_failures += atomic_load_explicit(&w->tls_failures, memory_order_relaxed);
 	t->policy_denials += atomic_load_explicit(&w->policy_denials, memory_order_relaxed);
+	t->busy_polls += atomic_load_explicit(&w->busy_polls, memory_order_relaxed);
+	t->busy_poll_replies += atomic_load_explicit(&w->busy_poll_replies, memory_order_relaxed);
 	return err;
 }
 
@@ -299,6 +302,10 @@ static void render_zring(struct strbuf *out, const struct metrics_env *env,
 		"HBONE TLS handshakes that failed (either side).", t->tls_failures);
 	counter(out, "zring_policy_denials_total",
 		"Connections an authorization policy denied.", t->policy_denials);
+	counter(out, "zring_busy_polls_total",
+		"Busy polls after a small message went upstream (--busy-poll-us).", t->busy_polls);
+	counter(out, "zring_busy_poll_replies_total",
+		"Busy polls that saw a completion before their budget ran out.", t->busy_poll_replies);
 	gauge(out, "zring_metrics_series", "Label sets the workers hold for the istio_tcp families.",
 	      (double)t->series);
 	counter(out, "zring_metrics_overflow_total",

@@ -16,7 +16,7 @@
 
 enum opt_id {
 	O_CONFIG = 256, O_CERTS, O_HBONE, O_HBONE_PORT, O_MAX_STREAMS, O_TUNNEL_STREAMS, O_POOL_IDLE, O_OUTBOUND, O_INBOUND, O_WORKERS, O_DRAIN, O_CONNECT, O_IDLE,
-	O_METRICS_GRACE, O_MARK, O_PUMP, O_PIPES, O_BUFFERS, O_LEVEL, O_FORMAT, O_NODE_AGENT, O_NODE, O_ADMIN, O_METRICS, O_READINESS,
+	O_METRICS_GRACE, O_MARK, O_PUMP, O_BUSY_POLL, O_PIPES, O_BUFFERS, O_LEVEL, O_FORMAT, O_NODE_AGENT, O_NODE, O_ADMIN, O_METRICS, O_READINESS,
 };
 
 struct opt_def {
@@ -60,6 +60,8 @@ static const struct opt_def defs[] = {
 	  "SO_MARK on upstream sockets, exempt from redirection (default 0x539)" },
 	{ "pump", "ZRING_PUMP", O_PUMP, "splice|copy",
 	  "plaintext data pump (default splice)" },
+	{ "busy-poll-us", "ZRING_BUSY_POLL_US", O_BUSY_POLL, "US",
+	  "after a small message goes upstream, poll for the reply up to US microseconds before sleeping, yielding to any other runnable thread; 0 = off (default 30)" },
 	{ "pipe-pool", "ZRING_PIPE_POOL", O_PIPES, "N",
 	  "pipes per worker for the splice pump (default 512)" },
 	{ "buffers", "ZRING_BUFFERS", O_BUFFERS, "N",
@@ -251,6 +253,11 @@ static int apply(struct opts *o, int id, const char *v)
 		else
 			return -EINVAL;
 		return 0;
+	case O_BUSY_POLL:
+		if (parse_uint(v, OPTS_MAX_BUSY_POLL_US, &n) < 0)
+			return -EINVAL;
+		o->busy_poll_us = (unsigned)n;
+		return 0;
 	case O_PIPES:
 		if (parse_uint(v, 65536, &n) < 0 || n == 0)
 			return -EINVAL;
@@ -297,6 +304,7 @@ static void set_defaults(struct opts *o)
 	o->metrics_grace_ms = 5 * 60 * 1000;
 	o->mark = 0x539;
 	o->pump = PUMP_SPLICE;
+	o->busy_poll_us = 30;
 	o->pipe_pool = 512;
 	o->buffers = 512;
 	o->log_level = LOG_INFO;

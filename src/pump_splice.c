@@ -155,6 +155,8 @@ static bool copy_small(struct conn *c, unsigned d)
 	}
 	give_back_pipe(c, d);
 	arm_poll(c, d, false);
+	if (d == 0 && sent == n)
+		worker_reply_due(c->w);
 	return true;
 }
 

@@ -15,6 +15,7 @@
 #include "zring/tunnel.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
@@ -356,9 +357,32 @@ void worker_count_tls_failure(struct worker *w)
 }
 
 
+/* See worker_reply_due. Submits what is queued, then polls until a
+ * completion is ready or the budget is spent. With DEFER_TASKRUN only
+ * io_uring_enter runs the ring's task work, so each poll is one
+ * io_uring_get_events(). */
+static void busy_poll(struct worker *w)
+{
+	w->reply_due = false;
+	uint64_t budget_ns = (uint64_t)w->opts->busy_poll_us * 1000;
+	if (!budget_ns || io_uring_submit(&w->ring) < 0)
+		return;
+	count(&w->busy_polls);
+	uint64_t until = now_ns() + budget_ns;
+	while (!io_uring_cq_ready(&w->ring)) {
+		if (now_ns() >= until)
+			return;
+		sched_yield();
+		io_uring_get_events(&w->ring);
+	}
+	count(&w->busy_poll_replies);
+}
+
 static void run_loop(struct worker *w)
 {
 	while (!w->stopped || w->tick_armed || w->wake_armed) {
+		if (w->reply_due)
+			busy_poll(w);
 		int ret = io_uring_submit_and_wait(&w->ring, 1);
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
 			log_msg_err(LOG_ERROR, "io_uring wait failed", "worker", ret);

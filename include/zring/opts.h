@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #define OPTS_MAX_ADDRS 8
+#define OPTS_MAX_BUSY_POLL_US 1000
 
 enum pump_mode { PUMP_SPLICE, PUMP_COPY };
 
@@ -44,6 +45,7 @@ struct opts {
 	uint64_t metrics_grace_ms;	/* keep series of departed workloads this long */
 	uint32_t mark;
 	enum pump_mode pump;
+	unsigned busy_poll_us;		/* see worker.h, busy polling; 0: off */
 	unsigned pipe_pool;		/* pipes per worker (splice pump) */
 	unsigned buffers;		/* provided buffers per worker (copy pump) */
 	/* HTTP endpoints on the control thread: one address each, n = 0 when

@@ -50,6 +50,7 @@ struct worker {
 	struct nodeagent_inbox pod_inbox;	/* node-agent mode: pods posted by control */
 	bool accept_paused;		/* out of descriptors */
 	bool fds_freed;			/* a conn closed since the last loop */
+	bool reply_due;			/* a small message went upstream: busy-poll */
 
 	struct bufring bufs;		/* copy pump */
 	struct pipepool pipes;		/* splice pump */
@@ -72,6 +73,8 @@ struct worker {
 	struct metrics metrics;
 	_Atomic uint64_t tls_failures;
 	_Atomic uint64_t policy_denials;	/* connections refused or closed by policy */
+	_Atomic uint64_t busy_polls;		/* see worker_reply_due */
+	_Atomic uint64_t busy_poll_replies;	/* ... that saw a completion in time */
 
 	_Atomic unsigned cmd;
 	int wake_fd;
@@ -143,6 +146,22 @@ void worker_pause_accept(struct worker *w, int err);
 /* Descriptors were freed: retry parked connects, resume paused accepts,
  * hand out waited buffers. Called at a loop boundary. */
 void worker_fds_freed(struct worker *w);
+
+/*
+ * Busy polling. A pump calls this after it sent a small message upstream
+ * (a request, most likely): the reply tends to come back within tens of
+ * microseconds. Before it sleeps, the worker then polls its ring for up to
+ * --busy-poll-us, calling sched_yield() between polls so that any other
+ * thread runnable on this CPU (the upstream itself, often) goes first.
+ * Sleeping instead costs a wake-up when the reply comes, and on a VM a
+ * halted vCPU takes 10-100 us to wake (docs/benchmarks.md). Under load
+ * the ring is rarely empty and the poll ends at once; idle, nothing is
+ * sent and nothing polls.
+ */
+static inline void worker_reply_due(struct worker *w)
+{
+	w->reply_due = true;
+}
 
 /* Queue a direction for the next free buffer / pipe. */
 void worker_wait_enqueue(struct worker *w, struct pump_dir *d);

@@ -34,6 +34,11 @@
       (random sizes) until FILE exists (or T seconds pass). Fails if any
       connection failed, or if none was made.
 
+  zr_client.py pingpong --host H --port P --rounds N [--size B] [--seed S]
+      Against zr_echo.py: one connection, N rounds of "send B random bytes,
+      read the B echoed bytes back, compare". Fails on any difference or
+      error; prints the rounds done and the round trips' p50 and max.
+
 Each prints one result line on stdout (key=value) and exits 0 on success,
 1 on failure.
 """
@@ -249,6 +254,36 @@ def cmd_who(a):
     return 0 if not bad else 1
 
 
+def cmd_pingpong(a):
+    rng = random.Random(a.seed)
+    rtts, why = [], "-"
+    try:
+        with connect(a.host, a.port, a.timeout) as sock:
+            for _ in range(a.rounds):
+                msg = rng.randbytes(a.size)
+                t0 = time.perf_counter_ns()
+                sock.sendall(msg)
+                got = b""
+                while len(got) < a.size:
+                    chunk = sock.recv(a.size - len(got))
+                    if not chunk:
+                        raise ConnectionError("EOF before the echo")
+                    got += chunk
+                rtts.append(time.perf_counter_ns() - t0)
+                if got != msg:
+                    why = f"round {len(rtts)}: echo differs"
+                    break
+    except Exception as e:
+        why = describe(e)
+    ok = why == "-" and len(rtts) == a.rounds
+    rtts.sort()
+    p50 = rtts[len(rtts) // 2] // 1000 if rtts else 0
+    mx = rtts[-1] // 1000 if rtts else 0
+    print(f"result={'ok' if ok else 'fail'} rounds={len(rtts)} size={a.size} "
+          f"p50_us={p50} max_us={mx} reason={why.replace(' ', '_')}", flush=True)
+    return 0 if ok else 1
+
+
 def cmd_loop(a):
     import os
     start = time.monotonic()
@@ -327,6 +362,12 @@ def main():
     w.add_argument("--conns", type=int, default=1)
     w.add_argument("--parallel", type=int, default=10)
 
+    pp = sub.add_parser("pingpong")
+    common(pp)
+    pp.add_argument("--rounds", type=int, required=True)
+    pp.add_argument("--size", type=int, default=100)
+    pp.add_argument("--seed", type=int, default=int(time.time()))
+
     lp = sub.add_parser("loop")
     common(lp)
     lp.add_argument("--until", required=True, help="stop once this file exists")
@@ -338,7 +379,7 @@ def main():
 
     a = ap.parse_args()
     return {"xfer": cmd_xfer, "many": cmd_many, "probe": cmd_probe,
-            "who": cmd_who, "loop": cmd_loop}[a.cmd](a)
+            "who": cmd_who, "loop": cmd_loop, "pingpong": cmd_pingpong}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ static void clear_env(void)
 			       "ZRING_DRAIN_TIMEOUT", "ZRING_CONNECT_TIMEOUT", "ZRING_IDLE_TIMEOUT",
 			       "ZRING_METRICS_GRACE", "ZRING_MARK", "ZRING_PUMP", "ZRING_LOG_LEVEL", "ZRING_LOG_FORMAT",
 			       "ZRING_NODE_AGENT", "ZRING_NODE", "ZRING_ADMIN", "ZRING_READINESS", "ZRING_METRICS",
-			       "ZRING_HBONE_TUNNEL_STREAMS" };
+			       "ZRING_HBONE_TUNNEL_STREAMS", "ZRING_BUSY_POLL_US" };
 	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
 		unsetenv(vars[i]);
 }
@@ -103,6 +103,26 @@ Test(opts, tunnel_streams_default_flag_environment_and_bounds)
 	cr_assert(strstr(err, "--hbone-tunnel-streams"), "%s", err);
 	char *a4[] = { "zring", "--hbone-tunnel-streams", "-1", NULL };
 	cr_assert_eq(parse(&o, err, 3, a4), -EINVAL);
+}
+
+Test(opts, busy_poll_default_flag_environment_and_bounds)
+{
+	struct opts o;
+	char err[256];
+	char *a1[] = { "zring", NULL };
+	cr_assert_eq(parse(&o, err, 1, a1), 0, "%s", err);
+	cr_assert_eq(o.busy_poll_us, 30);
+	setenv("ZRING_BUSY_POLL_US", "0", 1);
+	cr_assert_eq(parse(&o, err, 1, a1), 0, "%s", err);
+	cr_assert_eq(o.busy_poll_us, 0, "0 turns it off");
+	char *a2[] = { "zring", "--busy-poll-us", "100", NULL };
+	cr_assert_eq(parse(&o, err, 3, a2), 0, "%s", err);
+	cr_assert_eq(o.busy_poll_us, 100, "the flag wins over the environment");
+	char *a3[] = { "zring", "--busy-poll-us", "1001", NULL };
+	cr_assert_eq(parse(&o, err, 3, a3), -EINVAL, "over 1 ms is a spin, not a poll");
+	cr_assert(strstr(err, "--busy-poll-us"), "%s", err);
+	char *a4[] = { "zring", "--busy-poll-us", "5ms", NULL };
+	cr_assert_eq(parse(&o, err, 3, a4), -EINVAL, "microseconds, a bare number");
 }
 
 Test(opts, bad_values_name_the_flag)
