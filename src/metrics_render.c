@@ -49,7 +49,7 @@ static const struct {
 /* What the workers hold besides their series. */
 struct totals {
 	uint64_t series, overflowed, pruned, tls_failures, policy_denials;
-	uint64_t busy_polls, busy_poll_replies;
+	uint64_t busy_polls, busy_poll_replies, busy_poll_backoffs;
 };
 
 void metrics_escape_value(struct strbuf *out, const char *s)
@@ -112,6 +112,7 @@ static int collect(struct metrics *agg, struct worker *w, struct totals *t)
 	t->policy_denials += atomic_load_explicit(&w->policy_denials, memory_order_relaxed);
 	t->busy_polls += atomic_load_explicit(&w->busy_polls, memory_order_relaxed);
 	t->busy_poll_replies += atomic_load_explicit(&w->busy_poll_replies, memory_order_relaxed);
+	t->busy_poll_backoffs += atomic_load_explicit(&w->busy_poll_backoffs, memory_order_relaxed);
 	return err;
 }
 
@@ -306,6 +307,9 @@ static void render_zring(struct strbuf *out, const struct metrics_env *env,
 		"Busy polls after a small message went upstream (--busy-poll-us).", t->busy_polls);
 	counter(out, "zring_busy_poll_replies_total",
 		"Busy polls that saw a completion before their budget ran out.", t->busy_poll_replies);
+	counter(out, "zring_busy_poll_backoffs_total",
+		"Busy polls that lost the CPU to another thread for over 250 us; polling then backs off.",
+		t->busy_poll_backoffs);
 	gauge(out, "zring_metrics_series", "Label sets the workers hold for the istio_tcp families.",
 	      (double)t->series);
 	counter(out, "zring_metrics_overflow_total",

@@ -155,8 +155,8 @@ static bool copy_small(struct conn *c, unsigned d)
 	}
 	give_back_pipe(c, d);
 	arm_poll(c, d, false);
-	if (d == 0 && sent == n)
-		worker_reply_due(c->w);
+	if (d == 0)
+		worker_reply_due(c->w);	/* all of it went out, flush() or not */
 	return true;
 }
 

@@ -357,25 +357,64 @@ void worker_count_tls_failure(struct worker *w)
 }
 
 
+/* A yield that kept the CPU away this long means a thread that does not
+ * sleep shares it (a runnable upstream answers well within this). */
+#define BUSY_POLL_CONTENDED_NS (250 * 1000ull)
+#define BUSY_POLL_MAX_SKIP 1024u
+
+/* After a contended poll skip the next 1, 2, 4 ... 1024 polls (doubling
+ * with each contended poll); each clean poll halves the next skip, so
+ * contention that comes and goes keeps polling rare. */
+static void busy_poll_backoff(struct worker *w, bool contended)
+{
+	if (!contended) {
+		w->poll_backoff /= 2;
+		return;
+	}
+	count(&w->busy_poll_backoffs);
+	w->poll_backoff = w->poll_backoff ? w->poll_backoff * 2 : 1;
+	if (w->poll_backoff > BUSY_POLL_MAX_SKIP)
+		w->poll_backoff = BUSY_POLL_MAX_SKIP;
+	w->poll_skip = w->poll_backoff;
+}
+
 /* See worker_reply_due. Submits what is queued, then polls until a
- * completion is ready or the budget is spent. With DEFER_TASKRUN only
- * io_uring_enter runs the ring's task work, so each poll is one
- * io_uring_get_events(). */
+ * completion is ready or the budget is spent. Each poll is one
+ * io_uring_get_events(): with DEFER_TASKRUN only io_uring_enter runs the
+ * ring's task work; in the fallback modes it runs on any return to user
+ * space, and the call is merely cheap. A failed submit skips the poll and
+ * is io_uring_submit_and_wait's to report.
+ *
+ * The yield has a price: the scheduler (EEVDF) moves a yielding thread's
+ * deadline back, and a thread that is runnable, not woken, cannot preempt.
+ * Next to a CPU-bound thread one yield can cost a whole time slice (1.5 ms
+ * here), where a sleeping worker would have been woken at once. So a yield
+ * that took over BUSY_POLL_CONTENDED_NS backs polling off. */
 static void busy_poll(struct worker *w)
 {
 	w->reply_due = false;
 	uint64_t budget_ns = (uint64_t)w->opts->busy_poll_us * 1000;
-	if (!budget_ns || io_uring_submit(&w->ring) < 0)
+	if (!budget_ns)
+		return;
+	if (w->poll_skip) {
+		w->poll_skip--;
+		return;
+	}
+	if (io_uring_submit(&w->ring) < 0)
 		return;
 	count(&w->busy_polls);
-	uint64_t until = now_ns() + budget_ns;
-	while (!io_uring_cq_ready(&w->ring)) {
-		if (now_ns() >= until)
-			return;
+	bool contended = false;
+	uint64_t t = now_ns(), until = t + budget_ns;
+	while (!io_uring_cq_ready(&w->ring) && t < until) {
 		sched_yield();
+		uint64_t after = now_ns();
+		contended |= after - t > BUSY_POLL_CONTENDED_NS;
+		t = after;
 		io_uring_get_events(&w->ring);
 	}
-	count(&w->busy_poll_replies);
+	if (io_uring_cq_ready(&w->ring))
+		count(&w->busy_poll_replies);
+	busy_poll_backoff(w, contended);
 }
 
 static void run_loop(struct worker *w)

@@ -51,6 +51,7 @@ struct worker {
 	bool accept_paused;		/* out of descriptors */
 	bool fds_freed;			/* a conn closed since the last loop */
 	bool reply_due;			/* a small message went upstream: busy-poll */
+	unsigned poll_skip, poll_backoff;	/* busy polls to skip, and the next skip */
 
 	struct bufring bufs;		/* copy pump */
 	struct pipepool pipes;		/* splice pump */
@@ -75,6 +76,7 @@ struct worker {
 	_Atomic uint64_t policy_denials;	/* connections refused or closed by policy */
 	_Atomic uint64_t busy_polls;		/* see worker_reply_due */
 	_Atomic uint64_t busy_poll_replies;	/* ... that saw a completion in time */
+	_Atomic uint64_t busy_poll_backoffs;	/* ... that lost the CPU: polling backs off */
 
 	_Atomic unsigned cmd;
 	int wake_fd;
@@ -156,7 +158,8 @@ void worker_fds_freed(struct worker *w);
  * Sleeping instead costs a wake-up when the reply comes, and on a VM a
  * halted vCPU takes 10-100 us to wake (docs/benchmarks.md). Under load
  * the ring is rarely empty and the poll ends at once; idle, nothing is
- * sent and nothing polls.
+ * sent and nothing polls. Next to a thread that never sleeps a yield can
+ * cost a whole time slice: then polling backs off (src/worker.c).
  */
 static inline void worker_reply_due(struct worker *w)
 {

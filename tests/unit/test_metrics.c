@@ -458,6 +458,7 @@ Test(metrics, render_sums_equal_label_sets_across_workers)
 	atomic_store(&w[0]->busy_polls, 40);
 	atomic_store(&w[1]->busy_polls, 2);
 	atomic_store(&w[0]->busy_poll_replies, 30);
+	atomic_store(&w[1]->busy_poll_backoffs, 1);
 
 	char *page = render(w, 2, NULL);
 	const char *client[] = { "reporter", "source", "source_workload", "client",
@@ -477,6 +478,7 @@ Test(metrics, render_sums_equal_label_sets_across_workers)
 	cr_assert_eq(value_of(page, "zring_policy_denials_total", NULL), 5);
 	cr_assert_eq(value_of(page, "zring_busy_polls_total", NULL), 42, "summed over workers");
 	cr_assert_eq(value_of(page, "zring_busy_poll_replies_total", NULL), 30);
+	cr_assert_eq(value_of(page, "zring_busy_poll_backoffs_total", NULL), 1);
 	const char *w1[] = { "worker", "1", NULL };
 	cr_assert_eq(value_of(page, "zring_connections_active", w1), 2);
 	cr_assert_eq(value_of(page, "zring_draining", NULL), 1);
