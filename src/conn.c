@@ -330,6 +330,8 @@ void conn_log_access(const struct conn *c)
 	if (c->pod)
 		log_str(&l, "pod", c->pod->name);
 	log_str(&l, "src", addr_format(&c->src, buf, sizeof(buf)));
+	if (c->forwarded)
+		log_str(&l, "forwarded_for", addr_format(c->forwarded, buf, sizeof(buf)));
 	log_str(&l, "dst", addr_format(&c->dst, buf, sizeof(buf)));
 	log_str(&l, "route", route_kind_name((enum route_kind)c->route));
 	if (!addr_equal(&c->dst, &c->upstream))
@@ -385,6 +387,7 @@ static void conn_free(struct conn *c)
 	free(c->peer_id);
 	free(c->policy);
 	free(c->req);
+	free(c->forwarded);
 	free(c);
 	/* Handled at the loop boundary: resuming others from inside a free
 	 * would let them free conns our callers are still iterating over. */
