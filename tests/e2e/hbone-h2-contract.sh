@@ -29,15 +29,9 @@ hbone_certs "$certs"
 cdir="$certs/cluster.local/ns/default/sa/client"
 sdir="$certs/cluster.local/ns/default/sa/server"
 cfg="$E2E_TMP/w.json"
-cat >"$cfg" <<JSON
-{"workloads":[
-  {"uid":"c1","name":"client","namespace":"default","serviceAccount":"client","workloadIps":["$C4"],"protocol":"HBONE"},
-  {"uid":"s1","name":"server","namespace":"default","serviceAccount":"server","workloadIps":["$S4"],"protocol":"HBONE"}
-],"services":[],"policies":[
+hbone_config "$cfg" client server '
   {"name":"deny-8081","namespace":"default","scope":"Namespace","action":"Deny",
-   "rules":[[[{"destinationPorts":[8081]}]]]}
-]}
-JSON
+   "rules":[[[{"destinationPorts":[8081]}]]]}'
 start_echo 7000
 
 # zr_guarded NAME NS ARGS...: zr_start with the guard preloaded (ASan

@@ -26,19 +26,13 @@ hbone_certs "$certs"
 cdir="$certs/cluster.local/ns/default/sa/client"
 FORGED=10.77.0.99
 cfg="$E2E_TMP/w.json"
-cat >"$cfg" <<JSON
-{"workloads":[
-  {"uid":"c1","name":"client","namespace":"default","serviceAccount":"client","workloadIps":["$C4"],"protocol":"HBONE"},
-  {"uid":"s1","name":"server","namespace":"default","serviceAccount":"server","workloadIps":["$S4"],"protocol":"HBONE"}
-],"services":[],"policies":[
+hbone_config "$cfg" client server '
   {"name":"deny-client-ip","namespace":"default","scope":"Namespace","action":"Deny",
-   "rules":[[[{"sourceIps":["$C4/32"],"destinationPorts":[8080]}]]]},
+   "rules":[[[{"sourceIps":["'"$C4"'/32"],"destinationPorts":[8080]}]]]},
   {"name":"allow-any-8080","namespace":"default","scope":"Namespace","action":"Allow",
    "rules":[[[{"principals":[{"Presence":[]}],"destinationPorts":[8080,7000]}]]]},
   {"name":"allow-forged-ip","namespace":"default","scope":"Namespace","action":"Allow",
-   "rules":[[[{"sourceIps":["$FORGED/32"],"destinationPorts":[8081]}]]]}
-]}
-JSON
+   "rules":[[[{"sourceIps":["'"$FORGED"'/32"],"destinationPorts":[8081]}]]]}'
 start_server "$NS_S" 8080 "$S4"
 start_server "$NS_S" 8081 "$S4"
 start_echo 7000
