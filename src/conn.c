@@ -12,6 +12,7 @@
 #include "zring/origdst.h"
 #include "zring/pod.h"
 #include "zring/ring.h"
+#include "zring/sockopt.h"
 #include "zring/worker.h"
 
 #include <errno.h>
@@ -116,6 +117,10 @@ int conn_connect(struct conn *c)
 	if (mark && setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0)
 		return -errno;
 	set_nodelay(fd);	/* the client socket inherited it from the listener */
+	/* Keepalive too (the client socket inherited it). It only finds dead
+	 * peers sooner and nothing enforced rests on it: a socket without it
+	 * still serves, so a failure is logged and counted, never fatal. */
+	sockopt_keepalive_try(fd, &w->opts->keepalive, "upstream");
 
 	/* The connect and its timeout must reach the kernel in one submit, or
 	 * the link would be cut at the batch boundary. */

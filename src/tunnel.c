@@ -12,6 +12,7 @@
 #include "zring/log.h"
 #include "zring/pod.h"
 #include "zring/ring.h"
+#include "zring/sockopt.h"
 #include "zring/worker.h"
 
 #include <errno.h>
@@ -550,6 +551,7 @@ static int tunnel_connect(struct tunnel *t)
 	if (mark && setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0)
 		return -errno;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	sockopt_keepalive_try(fd, &w->opts->keepalive, "tunnel");	/* server side: listener.c */
 	if (io_uring_sq_space_left(&w->ring) < 2)
 		io_uring_submit(&w->ring);
 	struct io_uring_sqe *sqe = ring_sqe_op(&w->ring, &t->op_connect);

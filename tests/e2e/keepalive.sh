@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2119,SC2317  # helpers with optional args; callbacks run via wait_until
+# Scenario: TCP keepalive on every proxied socket, no idle timeout by default
+# (issue 17, "Long-lived connections"). Short figures throughout:
+# --keepalive-idle 1s --keepalive-interval 1s --keepalive-probes 2.
+#   A. plaintext, no --idle-timeout: while a proxied connection sits idle,
+#      `ss -o` in the client pod shows a keepalive timer of under a second on
+#      zring's client socket (accepted on :15001) and its upstream socket
+#      (to :8080); the pod's TcpExtTCPKeepAlive count rises (probes on the
+#      wire); the connection outlives 4 s of silence and then carries an
+#      exchange intact.
+#   B. a peer that vanishes silently (the server pod drops every packet of
+#      port 8080, no FIN, no reset): keepalive finds it; zring closes the
+#      connection 3 s (idle + interval * probes) after its last traffic,
+#      give or take scheduling, and its access line carries the error.
+#   C. HBONE, figures from the ZRING_KEEPALIVE_* variables: zring A's client
+#      socket and tunnel socket (to :15008), zring B's tunnel socket
+#      (accepted on :15008) and upstream socket all show the keepalive
+#      timer; the connection outlives 4 s of silence, bytes intact.
+#   D. --keepalive off: none of zring's sockets has a keepalive timer and no
+#      probe leaves the pod.
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+e2e_begin keepalive
+command -v ss >/dev/null || skip "ss not found"
+KA=(--keepalive-idle 1s --keepalive-interval 1s --keepalive-probes 2)
+
+# zr_socks NS PID FILTER...: PID's established TCP sockets in netns NS that
+# match the ss FILTER, one line each, with ss -o's timer.
+zr_socks() {
+  local ns="$1" pid="$2"
+  shift 2
+  ip netns exec "$ns" ss -tnopH state established "$@" | grep -F "pid=$pid," || true
+}
+
+has_socks() { [ -n "$(zr_socks "$@")" ]; }
+
+# has_ka_timer NS PID FILTER...: one such socket exists and every one of
+# them runs a keepalive timer due within a second (the 180 s default would
+# show as e.g. 2min59sec).
+has_ka_timer() {
+  local out
+  out="$(zr_socks "$@")"
+  [ -n "$out" ] || return 1
+  ! grep -qvE 'timer:\(keepalive,[0-9]+ms,' <<<"$out"
+}
+
+# check_ka NS PID WHAT FILTER...: has_ka_timer, or the scenario fails.
+check_ka() {
+  local ns="$1" pid="$2" what="$3"
+  shift 3
+  wait_until 3 has_ka_timer "$ns" "$pid" "$@" ||
+    fail "$what: no keepalive timer under 1 s on zring's socket: $(zr_socks "$ns" "$pid" "$@")"
+  log "ok: $what: $(zr_socks "$ns" "$pid" "$@" | grep -oE 'timer:\([^)]*\)' | head -n1)"
+}
+
+# ka_probes NS: keepalive probes the netns has sent (TcpExt TCPKeepAlive).
+ka_probes() {
+  ip netns exec "$1" cat /proc/net/netstat |
+    awk '/^TcpExt:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "TCPKeepAlive") c = i; h = 1 }
+                      else print $c }'
+}
+
+# idle_bg NAME SECS: zr_slow.py idle in the client pod, in the background;
+# its result line goes to $E2E_TMP/NAME.out, its pid to IDLE_PID.
+idle_bg() {
+  ns_c "$PY" "$TOOLS/zr_slow.py" idle --host "$S4" --port 8080 --idle "$2" \
+    --up 65536 --down 65536 --timeout 30 >"$E2E_TMP/$1.out" 2>&1 &
+  IDLE_PID=$!
+  track "$IDLE_PID"
+}
+
+# idle_wait NAME: wait for idle_bg NAME to end; sets IDLE_RC and IDLE_OUT.
+idle_wait() {
+  IDLE_RC=0
+  wait "$IDLE_PID" || IDLE_RC=$?
+  IDLE_OUT="$(cat "$E2E_TMP/$1.out")"
+}
+
+client_sock=('(' sport = :15001 ')')
+upstream_sock=('(' dport = :8080 ')')
+
+# --- A: idle plaintext connection, keepalive on both of zring's sockets -------
+e2e_topology
+install_capture
+start_server "$NS_S" 8080 "$S4"
+start_zring "${KA[@]}"
+probes0="$(ka_probes "$NS_C")"
+idle_bg A 4
+check_ka "$NS_C" "$ZPID" "A: client socket" "${client_sock[@]}"
+check_ka "$NS_C" "$ZPID" "A: upstream socket" "${upstream_sock[@]}"
+idle_wait A
+[ "$IDLE_RC" -eq 0 ] || fail "A: the idle connection did not survive 4 s of silence: $IDLE_OUT"
+log "ok: A: $IDLE_OUT"
+probes="$(ka_probes "$NS_C")"
+[ "$((probes - probes0))" -ge 4 ] ||
+  fail "A: only $((probes - probes0)) keepalive probes left the client pod in 4 s (want >= 4: two sockets, 1 s idle)"
+log "ok: A: $((probes - probes0)) keepalive probes sent during 4 s of silence"
+wait_access 1
+line="$(access_to "$S4:8080" | tail -n1)"
+[ "$(access_field "$line" error)" = - ] || fail "A: the idle connection ended with an error: $line"
+
+# --- B: the server vanishes silently; keepalive finds it ---------------------
+idle_bg B 20
+wait_until 3 has_ka_timer "$NS_C" "$ZPID" "${upstream_sock[@]}" ||
+  fail "B: no upstream socket with a keepalive timer"
+ns_s iptables -w 10 -I INPUT -p tcp --dport 8080 -j DROP
+ns_s iptables -w 10 -I OUTPUT -p tcp --sport 8080 -j DROP
+t0="$(now)"
+wait_until 10 at_least 2 access_count || fail "B: zring did not close the connection to the vanished server within 10 s"
+took="$(elapsed_since "$t0")"
+idle_wait B
+line="$(access_to "$S4:8080" | tail -n1)"
+log "B: closed ${took}s after the server vanished: $line"
+log "B: client: $IDLE_OUT"
+[ "$IDLE_RC" -ne 0 ] || fail "B: the client's connection survived a dead server: $IDLE_OUT"
+case "$(access_field "$line" error)" in
+  -) fail "B: the access line has no error: $line" ;;
+  *[Tt]imed*out*|*ETIMEDOUT*) ;;
+  *) fail "B: the access line's error is not a timeout: $line" ;;
+esac
+duration="$(access_field "$line" duration_ms)"
+# Detection is due 1 s + 2 x 1 s after the connection's last packet.
+[ "$duration" -ge 2500 ] && [ "$duration" -le 6000 ] ||
+  fail "B: closed after ${duration} ms, want about 3000 (idle + interval x probes): $line"
+log "ok: B: a silently vanished server was found by keepalive after ${duration} ms"
+stop_zring
+ns_s iptables -w 10 -D INPUT -p tcp --dport 8080 -j DROP
+ns_s iptables -w 10 -D OUTPUT -p tcp --sport 8080 -j DROP
+
+# --- D: --keepalive off ------------------------------------------------------
+start_zring "${KA[@]}" --keepalive off
+probes0="$(ka_probes "$NS_C")"
+idle_bg D 3
+wait_until 3 has_socks "$NS_C" "$ZPID" "${upstream_sock[@]}" || fail "D: no upstream socket"
+sleep 1.5
+socks="$(zr_socks "$NS_C" "$ZPID" "${client_sock[@]}")$(zr_socks "$NS_C" "$ZPID" "${upstream_sock[@]}")"
+! grep -q 'keepalive' <<<"$socks" || fail "D: --keepalive off, yet a keepalive timer: $socks"
+idle_wait D
+[ "$IDLE_RC" -eq 0 ] || fail "D: the idle connection did not survive: $IDLE_OUT"
+probes="$(ka_probes "$NS_C")"
+[ "$probes" -eq "$probes0" ] || fail "D: --keepalive off, yet $((probes - probes0)) probes were sent"
+log "ok: D: --keepalive off: no timer, no probe"
+stop_zring
+
+# --- C: HBONE, figures from the environment ----------------------------------
+install_capture_in "$NS_S"
+certs="$E2E_TMP/certs"
+command -v openssl >/dev/null || skip "openssl not found"
+hbone_certs "$certs"
+hbone_config "$E2E_TMP/w.json"
+export ZRING_KEEPALIVE_IDLE=1s ZRING_KEEPALIVE_INTERVAL=1 ZRING_KEEPALIVE_PROBES=2
+zr_start A "$NS_C" --config "$E2E_TMP/w.json" --certs "$certs"
+zr_start B "$NS_S" --config "$E2E_TMP/w.json" --certs "$certs"
+unset ZRING_KEEPALIVE_IDLE ZRING_KEEPALIVE_INTERVAL ZRING_KEEPALIVE_PROBES
+idle_bg C 4
+check_ka "$NS_C" "$(zr_pid A)" "C: A's client socket" "${client_sock[@]}"
+check_ka "$NS_C" "$(zr_pid A)" "C: A's tunnel socket" '(' dport = :15008 ')'
+check_ka "$NS_S" "$(zr_pid B)" "C: B's tunnel socket" '(' sport = :15008 ')'
+check_ka "$NS_S" "$(zr_pid B)" "C: B's upstream socket" "${upstream_sock[@]}"
+idle_wait C
+[ "$IDLE_RC" -eq 0 ] || fail "C: the idle HBONE connection did not survive 4 s of silence: $IDLE_OUT"
+log "ok: C: $IDLE_OUT"
+
+hbone_pass "keepalive on client, upstream and tunnel sockets finds dead peers; no idle timeout by default; --keepalive off"
