@@ -13,12 +13,15 @@
 #      port 8080, no FIN, no reset): keepalive finds it; zring closes the
 #      connection 3 s (idle + interval * probes) after its last traffic,
 #      give or take scheduling, and its access line carries the error.
-#   C. HBONE, figures from the ZRING_KEEPALIVE_* variables: zring A's client
+#   C. --keepalive off: none of zring's sockets has a keepalive timer and no
+#      probe leaves the pod.
+#   D. HBONE, figures from the ZRING_KEEPALIVE_* variables: zring A's client
 #      socket and tunnel socket (to :15008), zring B's tunnel socket
 #      (accepted on :15008) and upstream socket all show the keepalive
 #      timer; the connection outlives 4 s of silence, bytes intact.
-#   D. --keepalive off: none of zring's sockets has a keepalive timer and no
-#      probe leaves the pod.
+#   E. node-agent mode (sockets opened inside the pods' namespaces): pod1 ->
+#      pod2 over HBONE through the node's zring; in pod1 the client and tunnel
+#      sockets, in pod2 the tunnel and upstream sockets show the timer.
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -62,10 +65,11 @@ ka_probes() {
                       else print $c }'
 }
 
-# idle_bg NAME SECS: zr_slow.py idle in the client pod, in the background;
-# its result line goes to $E2E_TMP/NAME.out, its pid to IDLE_PID.
+# idle_bg NAME SECS [NS HOST]: zr_slow.py idle in the client pod (or NS),
+# to the server pod (or HOST) port 8080, in the background; its result line
+# goes to $E2E_TMP/NAME.out, its pid to IDLE_PID.
 idle_bg() {
-  ns_c "$PY" "$TOOLS/zr_slow.py" idle --host "$S4" --port 8080 --idle "$2" \
+  ip netns exec "${3:-$NS_C}" "$PY" "$TOOLS/zr_slow.py" idle --host "${4:-$S4}" --port 8080 --idle "$2" \
     --up 65536 --down 65536 --timeout 30 >"$E2E_TMP/$1.out" 2>&1 &
   IDLE_PID=$!
   track "$IDLE_PID"
@@ -78,8 +82,8 @@ idle_wait() {
   IDLE_OUT="$(cat "$E2E_TMP/$1.out")"
 }
 
-client_sock=('(' sport = :15001 ')')
-upstream_sock=('(' dport = :8080 ')')
+client_sock='sport = :15001'
+upstream_sock='dport = :8080'
 
 # --- A: idle plaintext connection, keepalive on both of zring's sockets -------
 e2e_topology
@@ -88,8 +92,8 @@ start_server "$NS_S" 8080 "$S4"
 start_zring "${KA[@]}"
 probes0="$(ka_probes "$NS_C")"
 idle_bg A 4
-check_ka "$NS_C" "$ZPID" "A: client socket" "${client_sock[@]}"
-check_ka "$NS_C" "$ZPID" "A: upstream socket" "${upstream_sock[@]}"
+check_ka "$NS_C" "$ZPID" "A: client socket" "$client_sock"
+check_ka "$NS_C" "$ZPID" "A: upstream socket" "$upstream_sock"
 idle_wait A
 [ "$IDLE_RC" -eq 0 ] || fail "A: the idle connection did not survive 4 s of silence: $IDLE_OUT"
 log "ok: A: $IDLE_OUT"
@@ -103,7 +107,7 @@ line="$(access_to "$S4:8080" | tail -n1)"
 
 # --- B: the server vanishes silently; keepalive finds it ---------------------
 idle_bg B 20
-wait_until 3 has_ka_timer "$NS_C" "$ZPID" "${upstream_sock[@]}" ||
+wait_until 3 has_ka_timer "$NS_C" "$ZPID" "$upstream_sock" ||
   fail "B: no upstream socket with a keepalive timer"
 ns_s iptables -w 10 -I INPUT -p tcp --dport 8080 -j DROP
 ns_s iptables -w 10 -I OUTPUT -p tcp --sport 8080 -j DROP
@@ -122,29 +126,30 @@ case "$(access_field "$line" error)" in
 esac
 duration="$(access_field "$line" duration_ms)"
 # Detection is due 1 s + 2 x 1 s after the connection's last packet.
-[ "$duration" -ge 2500 ] && [ "$duration" -le 6000 ] ||
+if [ "$duration" -lt 2500 ] || [ "$duration" -gt 6000 ]; then
   fail "B: closed after ${duration} ms, want about 3000 (idle + interval x probes): $line"
+fi
 log "ok: B: a silently vanished server was found by keepalive after ${duration} ms"
 stop_zring
 ns_s iptables -w 10 -D INPUT -p tcp --dport 8080 -j DROP
 ns_s iptables -w 10 -D OUTPUT -p tcp --sport 8080 -j DROP
 
-# --- D: --keepalive off ------------------------------------------------------
+# --- C: --keepalive off ------------------------------------------------------
 start_zring "${KA[@]}" --keepalive off
 probes0="$(ka_probes "$NS_C")"
-idle_bg D 3
-wait_until 3 has_socks "$NS_C" "$ZPID" "${upstream_sock[@]}" || fail "D: no upstream socket"
+idle_bg C 3
+wait_until 3 has_socks "$NS_C" "$ZPID" "$upstream_sock" || fail "C: no upstream socket"
 sleep 1.5
-socks="$(zr_socks "$NS_C" "$ZPID" "${client_sock[@]}")$(zr_socks "$NS_C" "$ZPID" "${upstream_sock[@]}")"
-! grep -q 'keepalive' <<<"$socks" || fail "D: --keepalive off, yet a keepalive timer: $socks"
-idle_wait D
-[ "$IDLE_RC" -eq 0 ] || fail "D: the idle connection did not survive: $IDLE_OUT"
+socks="$(zr_socks "$NS_C" "$ZPID" "$client_sock")$(zr_socks "$NS_C" "$ZPID" "$upstream_sock")"
+! grep -q 'keepalive' <<<"$socks" || fail "C: --keepalive off, yet a keepalive timer: $socks"
+idle_wait C
+[ "$IDLE_RC" -eq 0 ] || fail "C: the idle connection did not survive: $IDLE_OUT"
 probes="$(ka_probes "$NS_C")"
-[ "$probes" -eq "$probes0" ] || fail "D: --keepalive off, yet $((probes - probes0)) probes were sent"
+[ "$probes" -eq "$probes0" ] || fail "C: --keepalive off, yet $((probes - probes0)) probes were sent"
 log "ok: D: --keepalive off: no timer, no probe"
 stop_zring
 
-# --- C: HBONE, figures from the environment ----------------------------------
+# --- D: HBONE, figures from the environment ----------------------------------
 install_capture_in "$NS_S"
 certs="$E2E_TMP/certs"
 command -v openssl >/dev/null || skip "openssl not found"
@@ -154,13 +159,34 @@ export ZRING_KEEPALIVE_IDLE=1s ZRING_KEEPALIVE_INTERVAL=1 ZRING_KEEPALIVE_PROBES
 zr_start A "$NS_C" --config "$E2E_TMP/w.json" --certs "$certs"
 zr_start B "$NS_S" --config "$E2E_TMP/w.json" --certs "$certs"
 unset ZRING_KEEPALIVE_IDLE ZRING_KEEPALIVE_INTERVAL ZRING_KEEPALIVE_PROBES
-idle_bg C 4
-check_ka "$NS_C" "$(zr_pid A)" "C: A's client socket" "${client_sock[@]}"
-check_ka "$NS_C" "$(zr_pid A)" "C: A's tunnel socket" '(' dport = :15008 ')'
-check_ka "$NS_S" "$(zr_pid B)" "C: B's tunnel socket" '(' sport = :15008 ')'
-check_ka "$NS_S" "$(zr_pid B)" "C: B's upstream socket" "${upstream_sock[@]}"
-idle_wait C
-[ "$IDLE_RC" -eq 0 ] || fail "C: the idle HBONE connection did not survive 4 s of silence: $IDLE_OUT"
-log "ok: C: $IDLE_OUT"
+idle_bg D 4
+check_ka "$NS_C" "$(zr_pid A)" "D: A's client socket" "$client_sock"
+check_ka "$NS_C" "$(zr_pid A)" "D: A's tunnel socket" 'dport = :15008'
+check_ka "$NS_S" "$(zr_pid B)" "D: B's tunnel socket" 'sport = :15008'
+check_ka "$NS_S" "$(zr_pid B)" "D: B's upstream socket" "$upstream_sock"
+idle_wait D
+[ "$IDLE_RC" -eq 0 ] || fail "D: the idle HBONE connection did not survive 4 s of silence: $IDLE_OUT"
+log "ok: D: $IDLE_OUT"
+zr_stop_all
+
+# --- E: node-agent mode: the sockets zring opens in the pods ------------------
+na_node 1
+na_pod pod1 1 11
+na_pod pod2 1 12
+hbone_certs "$certs" pod1 pod2
+na_config "$E2E_TMP/na.json" \
+  "$(na_workload pod1 HBONE node-1 "$(na_pod_ip pod1)")" \
+  "$(na_workload pod2 HBONE node-1 "$(na_pod_ip pod2)")"
+na_server pod2 8080
+zr_start N1 "$(na_node_ns 1)" --node-agent --config "$E2E_TMP/na.json" --certs "$certs" --workers 2 "${KA[@]}"
+na_expect_listeners pod1 4 N1 15008
+idle_bg E 4 "$(na_pod_ns pod1)" "$(na_pod_ip pod2)"
+check_ka "$(na_pod_ns pod1)" "$(zr_pid N1)" "E: pod1's client socket" "$client_sock"
+check_ka "$(na_pod_ns pod1)" "$(zr_pid N1)" "E: pod1's tunnel socket" 'dport = :15008'
+check_ka "$(na_pod_ns pod2)" "$(zr_pid N1)" "E: pod2's tunnel socket" 'sport = :15008'
+check_ka "$(na_pod_ns pod2)" "$(zr_pid N1)" "E: pod2's upstream socket" "$upstream_sock"
+idle_wait E
+[ "$IDLE_RC" -eq 0 ] || fail "E: the idle connection did not survive 4 s of silence: $IDLE_OUT"
+log "ok: E: $IDLE_OUT"
 
 hbone_pass "keepalive on client, upstream and tunnel sockets finds dead peers; no idle timeout by default; --keepalive off"
