@@ -18,7 +18,10 @@
 #   D. HBONE, figures from the ZRING_KEEPALIVE_* variables: zring A's client
 #      socket and tunnel socket (to :15008), zring B's tunnel socket
 #      (accepted on :15008) and upstream socket all show the keepalive
-#      timer; the connection outlives 4 s of silence, bytes intact.
+#      timer; the connection outlives 4 s of silence, bytes intact. Then
+#      the client pod's node vanishes (its tunnel packets dropped): zring B,
+#      the tunnel's server side (which sends no HTTP/2 PING), ends the
+#      stream ~3 s after the tunnel's last packet, with an error; so does A.
 #   E. node-agent mode (sockets opened inside the pods' namespaces): pod1 ->
 #      pod2 over HBONE through the node's zring; in pod1 the client and tunnel
 #      sockets, in pod2 the tunnel and upstream sockets show the timer.
@@ -146,7 +149,7 @@ idle_wait C
 [ "$IDLE_RC" -eq 0 ] || fail "C: the idle connection did not survive: $IDLE_OUT"
 probes="$(ka_probes "$NS_C")"
 [ "$probes" -eq "$probes0" ] || fail "C: --keepalive off, yet $((probes - probes0)) probes were sent"
-log "ok: D: --keepalive off: no timer, no probe"
+log "ok: C: --keepalive off: no timer, no probe"
 stop_zring
 
 # --- D: HBONE, figures from the environment ----------------------------------
@@ -167,6 +170,31 @@ check_ka "$NS_S" "$(zr_pid B)" "D: B's upstream socket" "$upstream_sock"
 idle_wait D
 [ "$IDLE_RC" -eq 0 ] || fail "D: the idle HBONE connection did not survive 4 s of silence: $IDLE_OUT"
 log "ok: D: $IDLE_OUT"
+
+# The client pod's node vanishes (its tunnel packets dropped, nothing sent
+# back): zring B, the tunnel's server side, sends no HTTP/2 PING of its own;
+# keepalive is what finds it, ~3 s after the tunnel's last packet.
+idle_bg D2 30
+wait_until 3 has_ka_timer "$NS_S" "$(zr_pid B)" "$upstream_sock" ||
+  fail "D: no upstream socket of B for the second connection"
+ns_c iptables -w 10 -I OUTPUT -p tcp --dport 15008 -j DROP
+ns_c iptables -w 10 -I INPUT -p tcp --sport 15008 -j DROP
+wait_until 10 at_least 2 zr_count B 'msg=access' ||
+  fail "D: zring B did not close the stream of a vanished tunnel peer within 10 s"
+line="$(zr_access B | tail -n1)"
+log "D: B: $line"
+[ "$(access_field "$line" error)" != - ] || fail "D: B's access line has no error: $line"
+duration="$(access_field "$line" duration_ms)"
+if [ "$duration" -lt 2500 ] || [ "$duration" -gt 6000 ]; then
+  fail "D: B closed the stream after ${duration} ms, want about 3000: $line"
+fi
+wait_until 10 at_least 2 zr_count A 'msg=access' || fail "D: zring A did not close its side"
+log "D: A: $(zr_access A | tail -n1)"
+idle_wait D2
+[ "$IDLE_RC" -ne 0 ] || fail "D: the client's connection survived a dead tunnel: $IDLE_OUT"
+log "ok: D: a vanished tunnel peer was found by keepalive on both sides"
+ns_c iptables -w 10 -D OUTPUT -p tcp --dport 15008 -j DROP
+ns_c iptables -w 10 -D INPUT -p tcp --sport 15008 -j DROP
 zr_stop_all
 
 # --- E: node-agent mode: the sockets zring opens in the pods ------------------
