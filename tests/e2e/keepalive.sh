@@ -41,6 +41,7 @@ zr_socks() {
 }
 
 has_socks() { [ -n "$(zr_socks "$@")" ]; }
+no_socks() { [ -z "$(zr_socks "$@")" ]; }
 
 # has_ka_timer NS PID FILTER...: one such socket exists and every one of
 # them runs a keepalive timer due within a second (the 180 s default would
@@ -109,6 +110,7 @@ line="$(access_to "$S4:8080" | tail -n1)"
 [ "$(access_field "$line" error)" = - ] || fail "A: the idle connection ended with an error: $line"
 
 # --- B: the server vanishes silently; keepalive finds it ---------------------
+wait_until 5 no_socks "$NS_C" "$ZPID" "$upstream_sock" || fail "B: A's upstream socket lingers"
 idle_bg B 20
 wait_until 3 has_ka_timer "$NS_C" "$ZPID" "$upstream_sock" ||
   fail "B: no upstream socket with a keepalive timer"
@@ -174,6 +176,10 @@ log "ok: D: $IDLE_OUT"
 # The client pod's node vanishes (its tunnel packets dropped, nothing sent
 # back): zring B, the tunnel's server side, sends no HTTP/2 PING of its own;
 # keepalive is what finds it, ~3 s after the tunnel's last packet.
+# The first connection's sockets must be gone, or they would pass for the
+# second's below (and the drop could come before its CONNECT went out).
+wait_until 5 at_least 1 zr_count B 'msg=access' || fail "D: no access line from B"
+wait_until 5 no_socks "$NS_S" "$(zr_pid B)" "$upstream_sock" || fail "D: B's upstream socket lingers"
 idle_bg D2 30
 wait_until 3 has_ka_timer "$NS_S" "$(zr_pid B)" "$upstream_sock" ||
   fail "D: no upstream socket of B for the second connection"
