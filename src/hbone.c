@@ -219,9 +219,13 @@ static void server_request(struct conn *c)
 	c->route = ROUTE_WORKLOAD;
 	c->dst_workload = r.workload;
 	c->upstream = c->dst;
-	/* One of zring's own ports on its own workload: a tunnel in a tunnel,
-	 * or a way round the capture rules. ztunnel answers 503 (SelfCall). */
-	if (origdst_own_port(addr_port(&c->dst), c->w->opts)) {
+	/* One of the ports zring listens on in this workload's namespace: a
+	 * tunnel in a tunnel, or a way round the capture rules. ztunnel
+	 * answers 503 (SelfCall). A node agent's HTTP endpoints are in the
+	 * node's namespace, so there the pod's 15000/15020/15021 are the
+	 * application's own. */
+	uint16_t port = addr_port(&c->dst);
+	if (c->pod ? origdst_capture_port(port, c->w->opts) : origdst_own_port(port, c->w->opts)) {
 		refuse(c, 503, 0, "destination is zring itself");
 		worker_defer_put(c->w, c);
 		return;

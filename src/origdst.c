@@ -41,10 +41,15 @@ static bool port_in(uint16_t port, const struct addr_list *l)
 	return false;
 }
 
-bool origdst_own_port(uint16_t port, const struct opts *o)
+bool origdst_capture_port(uint16_t port, const struct opts *o)
 {
 	return port_in(port, &o->outbound) || port_in(port, &o->inbound) ||
-	       port_in(port, &o->hbone) || port_in(port, &o->admin) ||
+	       port_in(port, &o->hbone);
+}
+
+bool origdst_own_port(uint16_t port, const struct opts *o)
+{
+	return origdst_capture_port(port, o) || port_in(port, &o->admin) ||
 	       port_in(port, &o->readiness) || port_in(port, &o->metrics);
 }
 

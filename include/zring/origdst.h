@@ -25,6 +25,11 @@ int origdst_get(int fd, int family, union addr *out);
  */
 bool origdst_own_port(uint16_t port, const struct opts *opts);
 
+/* Is `port` one of the capture listeners' (outbound, inbound plaintext,
+ * inbound HBONE)? In node-agent mode these are the only ports zring opens
+ * inside a pod; its HTTP endpoints live in the node's namespace. */
+bool origdst_capture_port(uint16_t port, const struct opts *opts);
+
 /*
  * Would proxying to `dst` reach zring itself? True when dst is the local
  * address the client connected to (nothing was redirected), or when its

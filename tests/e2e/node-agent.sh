@@ -108,6 +108,12 @@ src="$(access_field "$out" src)"
 for l in "$out" "$in"; do
   [ "$(access_field "$l" error)" = - ] || fail "pod1 -> pod2: error logged: $l"
 done
+# A node agent's own endpoints are in the node's namespace: a pod's 15021 is
+# the application's, and a CONNECT to it is carried (a sidecar refuses it).
+na_server pod2 15021
+client_ok "$(na_pod_ns pod1)" xfer --host "$(na_pod_ip pod2)" --port 15021 --up 1000 --down 1000
+wait_until 5 grep -q "dir=hbone .*dst=$(na_pod_ip pod2):15021 .*error=-" "$(zr_log N1)" ||
+  fail "pod1 -> pod2:15021 (the application's port) was not carried over HBONE"
 
 # pod1 borrows spoof's address: zring must not lend it spoof's identity.
 ip -n "$(na_pod_ns pod1)" addr add 10.78.1.50/24 dev eth0
