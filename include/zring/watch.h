@@ -138,8 +138,8 @@ bool watch_stop(struct watch *w, struct io_uring *ring);
 bool watch_idle(const struct watch *w);
 
 /* Stop the loader thread and free everything. A load in progress is
- * waited for (it stops at its next step: after reading, after parsing;
- * parsing the largest file allowed takes about a second). */
+ * waited for: it stops at its next step (after reading, after parsing and
+ * validating) and applies nothing, so this waits at most one load. */
 void watch_deinit(struct watch *w);
 
 #endif

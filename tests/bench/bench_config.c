@@ -4,7 +4,9 @@
  * address (valid) and for files where they all share one (every workload
  * after the first is a duplicate-address error). Both must grow linearly
  * (n log n at worst): the ms-per-1000-workloads column should stay flat as
- * n doubles. Prints a table; not a test (no time limits).
+ * n doubles. For a valid file, the time to build its snapshot (routing
+ * table, policy index: the rest of what a reload does) is shown too.
+ * Prints a table; not a test (no time limits).
  *
  *   build/bench_config [N...]      default: 50000 100000 200000
  */
@@ -13,6 +15,7 @@
 #include <string.h>
 
 #include "zring/config.h"
+#include "zring/snapshot.h"
 #include "zring/util.h"
 
 /* n workloads as compact JSON; `shared`: every one at 10.1.2.3. */
@@ -35,16 +38,25 @@ static char *synth(size_t n, int shared, size_t *len)
 	return buf;
 }
 
-/* Milliseconds for one config_parse of the file; *errors its error count. */
-static double parse_ms(const char *buf, size_t len, size_t *errors)
+/* Milliseconds for one config_parse of the file; *errors its error count,
+ * *build_ms the time to build its snapshot (valid files; else 0). */
+static double parse_ms(const char *buf, size_t len, size_t *errors, double *build_ms)
 {
 	struct config *cfg;
 	struct config_errors errs;
+	struct snapshot *s;
 	uint64_t t0 = now_ns();
 	config_parse(buf, len, "bench.json", &cfg, &errs);
 	double ms = (double)(now_ns() - t0) / 1e6;
 	*errors = errs.n + errs.dropped;
-	config_unref(cfg);
+	*build_ms = 0;
+	if (cfg) {
+		t0 = now_ns();
+		if (snapshot_new(cfg, NULL, &s) == 0) {
+			*build_ms = (double)(now_ns() - t0) / 1e6;
+			snapshot_unref(s);
+		}
+	}
 	config_errors_free(&errs);
 	return ms;
 }
@@ -54,21 +66,22 @@ int main(int argc, char **argv)
 	static const size_t defaults[] = { 50000, 100000, 200000 };
 	size_t nsizes = argc > 1 ? (size_t)argc - 1 : ARRAY_SIZE(defaults);
 
-	printf("%-9s %-22s %9s %8s %11s %11s\n", "workloads", "addresses", "MiB", "errors",
-	       "parse ms", "ms/1000 wl");
+	printf("%-9s %-22s %6s %7s %9s %11s %9s\n", "workloads", "addresses", "MiB", "errors",
+	       "parse ms", "ms/1000 wl", "build ms");
 	for (int shared = 0; shared < 2; shared++) {
 		for (size_t k = 0; k < nsizes; k++) {
 			size_t n = argc > 1 ? strtoul(argv[k + 1], NULL, 10) : defaults[k];
 			size_t len, errors;
+			double build;
 			char *buf = synth(n, shared, &len);
 			if (!buf) {
 				fprintf(stderr, "out of memory\n");
 				return 1;
 			}
-			double ms = parse_ms(buf, len, &errors);
-			printf("%-9zu %-22s %9.1f %8zu %11.0f %11.2f\n", n,
+			double ms = parse_ms(buf, len, &errors, &build);
+			printf("%-9zu %-22s %6.1f %7zu %9.0f %11.2f %9.0f\n", n,
 			       shared ? "one shared (invalid)" : "one each (valid)",
-			       (double)len / (1 << 20), errors, ms, ms * 1000 / (double)n);
+			       (double)len / (1 << 20), errors, ms, ms * 1000 / (double)n, build);
 			free(buf);
 		}
 	}
