@@ -17,8 +17,9 @@
 #   5. a FIFO as root-cert.pem: "trust bundle unreadable" with the reason, the
 #      previous certificates stay; the real file back: reloaded;
 #   6. another good config still applies (version 3); SIGTERM exits 0 within 3 s.
-#   Then `zring check` on a FIFO and on a symlink to /dev/zero, and zring
-#   started on a FIFO, each fail within 2 s with the message.
+#   Then `zring check` on a FIFO and on a symlink to /dev/zero, zring
+#   started on a FIFO config, and zring started with a FIFO trust bundle,
+#   each fail within 2 s with the message.
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -175,5 +176,11 @@ expect_fast_fail "zring check symlink to /dev/zero" \
   "$E2E_TMP/zero.json: is a character device, not a regular file" "$ZRING_BIN" check "$E2E_TMP/zero.json"
 expect_fast_fail "zring --config FIFO" 'error="is a FIFO, not a regular file"' \
   ip netns exec "$NS_C" "$ZRING_BIN" --config "$FILE"
+cp -r "$CERTS" "$E2E_TMP/certs-fifo"
+rm -f "$E2E_TMP/certs-fifo/root-cert.pem"
+mkfifo "$E2E_TMP/certs-fifo/root-cert.pem"
+expect_fast_fail "zring --certs with a FIFO trust bundle" \
+  "msg=\"trust bundle unreadable\" file=$E2E_TMP/certs-fifo/root-cert.pem error=\"is a FIFO, not a regular file\"" \
+  ip netns exec "$NS_C" "$ZRING_BIN" --certs "$E2E_TMP/certs-fifo"
 
 pass "FIFOs and a symlink to /dev/zero as config, certificate and trust bundle refused at once with the reason, endpoints kept answering, later good files applied, SIGTERM exits 0, zring check fails fast"
