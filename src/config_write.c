@@ -221,6 +221,39 @@ static void put_policy(struct jw *w, cJSON *arr, const struct policy *p)
 	put(w, o, "dryRun", cJSON_CreateBool(p->dry_run));
 }
 
+/* The item that put_* wrote into the scratch array arr, detached; arr is
+ * freed. NULL when out of memory. */
+static cJSON *detach_alone(struct jw *w, cJSON *arr)
+{
+	cJSON *item = arr && !w->oom ? cJSON_DetachItemFromArray(arr, 0) : NULL;
+	cJSON_Delete(arr);
+	return item;
+}
+
+struct cJSON *config_workload_to_json(const struct workload *wl)
+{
+	struct jw w = { 0 };
+	cJSON *arr = cJSON_CreateArray();
+	put_workload(&w, arr, wl);
+	return detach_alone(&w, arr);
+}
+
+struct cJSON *config_service_to_json(const struct service *s)
+{
+	struct jw w = { 0 };
+	cJSON *arr = cJSON_CreateArray();
+	put_service(&w, arr, s);
+	return detach_alone(&w, arr);
+}
+
+struct cJSON *config_policy_to_json(const struct policy *p)
+{
+	struct jw w = { 0 };
+	cJSON *arr = cJSON_CreateArray();
+	put_policy(&w, arr, p);
+	return detach_alone(&w, arr);
+}
+
 struct cJSON *config_to_json(const struct config *cfg)
 {
 	struct jw w = { 0 };

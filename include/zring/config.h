@@ -251,6 +251,13 @@ const char *config_action_name(enum policy_action a);
 struct cJSON;
 struct cJSON *config_to_json(const struct config *cfg);
 
+/* One workload, service or policy as config_to_json writes it, as a tree
+ * of its own (the caller cJSON_Deletes it), or NULL when out of memory:
+ * for writing a large config piece by piece (the admin's /config_dump). */
+struct cJSON *config_workload_to_json(const struct workload *wl);
+struct cJSON *config_service_to_json(const struct service *s);
+struct cJSON *config_policy_to_json(const struct policy *p);
+
 /* Format an IP (no port) into buf (at least 46 bytes); returns buf. */
 const char *config_ip_format(const struct ip *ip, char *buf, size_t len);
 
