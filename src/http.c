@@ -43,8 +43,11 @@ struct http_client {
 	struct op op_recv, op_recv_timeout, op_send, op_send_timeout;
 	struct __kernel_timespec recv_ts, send_ts;
 	struct http_reader reader;
-	struct strbuf out;
+	struct strbuf out;	/* what is being sent */
 	size_t out_off;
+	struct http_body_src src;	/* a body still being written, or none */
+	bool chunked;		/* src's pieces are sent as chunks */
+	struct strbuf piece;	/* src's next piece, before framing */
 	size_t in_off, in_len;	/* unparsed bytes are in[in_off, in_len) */
 	char in[HTTP_RECV_BUF];
 };
@@ -201,6 +204,7 @@ static void client_new(struct http_server *s, int fd)
 	op_init(&c->op_send_timeout, OP_HTTP_SEND_TIMEOUT, 0);
 	http_reader_init(&c->reader);
 	strbuf_init(&c->out);
+	strbuf_init(&c->piece);
 	c->next = s->clients;
 	if (s->clients)
 		s->clients->prev = c;
@@ -209,6 +213,15 @@ static void client_new(struct http_server *s, int fd)
 	c->state = C_READ;
 	c->deadline_ns = now_ns() + HTTP_REQUEST_TIMEOUT_MS * 1000000ull;
 	client_process(c);
+}
+
+/* The body source is done with (sent, cut, or never to be sent). */
+static void src_end(struct http_client *c)
+{
+	if (c->src.free)
+		c->src.free(c->src.ctx);
+	c->src = (struct http_body_src){ 0 };
+	strbuf_deinit(&c->piece);
 }
 
 static void client_free(struct http_client *c)
@@ -222,6 +235,7 @@ static void client_free(struct http_client *c)
 		c->next->prev = c->prev;
 	s->nclients--;
 	drop_fd(c->fd);
+	src_end(c);
 	http_reader_deinit(&c->reader);
 	strbuf_deinit(&c->out);
 	free(c);
@@ -297,6 +311,11 @@ static void queue_response(struct http_client *c, struct http_response *resp,
 		client_close(c);
 		return;
 	}
+	if (resp->src.next && method != HTTP_M_HEAD) {
+		c->src = resp->src;	/* moved: written as it is sent */
+		resp->src = (struct http_body_src){ 0 };
+		c->chunked = resp->http_minor >= 1;
+	}
 	c->state = C_SEND;
 	start_send(c);
 }
@@ -337,6 +356,7 @@ static void respond(struct http_client *c)
 		resp.status = status;
 		strbuf_printf(&resp.body, "%d %s\n", status, http_reason(status));
 	}
+	resp.http_minor = req->http_minor;
 	bool keep = http_reader_keep_alive(&c->reader) && !resp.close && !c->srv->closing;
 	log_request(c, resp.status);
 	queue_response(c, &resp, req->method, keep);
@@ -376,7 +396,9 @@ static void linger(struct http_client *c)
 
 static void sent(struct http_client *c)
 {
-	strbuf_reset(&c->out);
+	/* Freed, not kept: one large answer must not pin its size for the
+	 * rest of a keep-alive connection. */
+	strbuf_deinit(&c->out);
 	c->out_off = 0;
 	if (c->close_after || c->srv->closing) {
 		linger(c);
@@ -408,6 +430,48 @@ static void on_recv(struct http_client *c, int res)
 	client_process(c);
 }
 
+/* Frame src's next piece into out: "<hex length>\r\n<piece>\r\n", and
+ * after the last one the empty chunk that ends the body. */
+static void frame_piece(struct http_client *c, int more)
+{
+	if (!c->chunked) {
+		strbuf_add(&c->out, c->piece.buf, c->piece.len);
+	} else if (c->piece.len) {
+		strbuf_printf(&c->out, "%zx\r\n", c->piece.len);
+		strbuf_add(&c->out, c->piece.buf, c->piece.len);
+		strbuf_puts(&c->out, "\r\n");
+	}
+	if (!more && c->chunked)
+		strbuf_puts(&c->out, "0\r\n\r\n");
+}
+
+/* What was queued is out: write the body source's next piece and send it.
+ * A source that fails cuts the response: the connection closes before the
+ * last chunk. */
+static void send_piece(struct http_client *c)
+{
+	int more = 1;
+	strbuf_reset(&c->out);
+	c->out_off = 0;
+	while (more > 0 && !c->out.len && !c->out.err) {
+		strbuf_reset(&c->piece);
+		more = c->src.next(c->src.ctx, &c->piece);
+		if (more < 0 || c->piece.err)
+			break;
+		frame_piece(c, more);
+	}
+	if (more < 0 || c->piece.err || c->out.err) {
+		client_close(c);
+		return;
+	}
+	if (!more)
+		src_end(c);
+	if (c->out.len)
+		start_send(c);
+	else
+		sent(c);
+}
+
 static void on_send(struct http_client *c, int res)
 {
 	c->send_armed = false;
@@ -423,6 +487,8 @@ static void on_send(struct http_client *c, int res)
 	c->out_off += (size_t)res;
 	if (c->out_off < c->out.len)
 		start_send(c);
+	else if (c->src.next)
+		send_piece(c);
 	else
 		sent(c);
 }
@@ -486,12 +552,12 @@ void http_server_close(struct http_server *s)
 	struct http_client *c = s->clients, *next;
 	for (; c; c = next) {
 		next = c->next;
-		if (c->state == C_SEND && !c->closing) {
+		if (c->state == C_SEND && !c->closing && !c->src.next) {
 			c->close_after = true;	/* finish the answer first */
 			if (c->send_armed)
 				shorten_send(c);
 		} else {
-			client_close(c);
+			client_close(c);	/* idle, reading, or a streamed body: cut */
 		}
 	}
 }

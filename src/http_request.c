@@ -274,12 +274,16 @@ void http_response_init(struct http_response *resp)
 {
 	memset(resp, 0, sizeof(*resp));
 	resp->status = 200;
+	resp->http_minor = 1;
 	strbuf_init(&resp->body);
 }
 
 void http_response_deinit(struct http_response *resp)
 {
 	strbuf_deinit(&resp->body);
+	if (resp->src.free)
+		resp->src.free(resp->src.ctx);
+	resp->src = (struct http_body_src){ 0 };
 }
 
 int http_response_format(const struct http_response *resp, unsigned method,
@@ -290,7 +294,13 @@ int http_response_format(const struct http_response *resp, unsigned method,
 	strbuf_printf(out, "HTTP/1.1 %d %s\r\n", resp->status, http_reason(resp->status));
 	strbuf_printf(out, "Content-Type: %s\r\n",
 		      resp->content_type ? resp->content_type : "text/plain; charset=utf-8");
-	strbuf_printf(out, "Content-Length: %zu\r\nCache-Control: no-store\r\n", resp->body.len);
+	if (!resp->src.next)
+		strbuf_printf(out, "Content-Length: %zu\r\n", resp->body.len);
+	else if (resp->http_minor >= 1)
+		strbuf_puts(out, "Transfer-Encoding: chunked\r\n");
+	strbuf_puts(out, "Cache-Control: no-store\r\n");
+	if (resp->retry_after)
+		strbuf_printf(out, "Retry-After: %u\r\n", resp->retry_after);
 	if (resp->status == 405) {
 		char allow[64];
 		strbuf_printf(out, "Allow: %s\r\n",
@@ -299,7 +309,7 @@ int http_response_format(const struct http_response *resp, unsigned method,
 	if (!keep_alive)
 		strbuf_puts(out, "Connection: close\r\n");
 	strbuf_puts(out, "\r\n");
-	if (method != HTTP_M_HEAD && resp->body.len)
+	if (method != HTTP_M_HEAD && resp->body.len && !resp->src.next)
 		strbuf_add(out, resp->body.buf, resp->body.len);
 	return out->err;
 }

@@ -71,11 +71,34 @@ struct http_request {
 	unsigned http_minor;	/* 1.0 or 1.1 */
 };
 
+/*
+ * A body written while it is sent, for documents too big to hold whole
+ * (the config dump): the server asks for the next piece each time the
+ * previous one is out, so a response holds one piece in memory, and the
+ * loop does one piece of work at a time between its other requests, at
+ * the pace the client reads. Sent with `Transfer-Encoding: chunked`, or to
+ * an HTTP/1.0 client without framing, ended by closing the connection.
+ */
+struct http_body_src {
+	/* Append the next piece to out. Returns 1 when more follows, 0 after
+	 * the last piece, -errno on failure: the response is cut (the
+	 * connection closes before the last chunk, so the client sees an
+	 * incomplete body, never a short one that looks whole). NULL: none. */
+	int (*next)(void *ctx, struct strbuf *out);
+	/* Called once when the response is done with ctx: sent, cut, or
+	 * dropped unsent (HEAD, a closed connection, http_response_deinit). */
+	void (*free)(void *ctx);
+	void *ctx;
+};
+
 struct http_response {
 	int status;			/* 200 unless the handler says otherwise */
 	const char *content_type;	/* NULL: text/plain; charset=utf-8 */
 	struct strbuf body;
+	struct http_body_src src;	/* instead of body: see above */
 	unsigned allow;			/* 405: the methods the path takes */
+	unsigned retry_after;		/* seconds, for a Retry-After header; 0: none */
+	unsigned http_minor;		/* the request's (1 unless set): 0 takes no chunks */
 	bool close;			/* close the connection after this one */
 };
 
@@ -149,12 +172,16 @@ const char *http_methods_format(unsigned methods, char *buf, size_t len);
 
 /*
  * Status line, headers and (unless HEAD) body of resp into out.
- * `keep_alive` false adds `Connection: close`. Returns 0 or -ENOMEM.
+ * `keep_alive` false adds `Connection: close`. With a body source, only
+ * the head, which says how the body is framed (chunked for HTTP/1.1; for
+ * HTTP/1.0, neither length nor chunks: `keep_alive` must be false).
+ * Returns 0 or -ENOMEM.
  */
 int http_response_format(const struct http_response *resp, unsigned method,
 			 bool keep_alive, struct strbuf *out);
 
 void http_response_init(struct http_response *resp);
+/* Frees the body, and the body source's ctx if it still holds one. */
 void http_response_deinit(struct http_response *resp);
 
 /* ---- the server: src/http.c ---- */
@@ -198,7 +225,8 @@ void http_server_start(struct http_server *s, struct io_uring *ring);
 /*
  * Stop: no new connections; idle and reading clients are closed, a
  * response being sent is finished first, as long as each send makes
- * progress within a second.
+ * progress within a second; a body still being written (http_body_src)
+ * is cut: however slowly its client reads, it does not hold the exit.
  * http_server_idle turns true once every op has completed.
  */
 void http_server_close(struct http_server *s);
