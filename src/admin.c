@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
@@ -81,19 +82,50 @@ static void route_index(void *arg, const struct http_request *req, struct http_r
 	}
 }
 
+/* One /config_dump being sent: the document writer and the admin whose
+ * count of dumps it holds. */
+struct dump_stream {
+	struct admin *a;
+	struct admin_dump *d;
+};
+
+static int dump_next(void *ctx, struct strbuf *out)
+{
+	struct dump_stream *ds = ctx;
+	return admin_dump_next(ds->d, out, ADMIN_DUMP_PIECE);
+}
+
+static void dump_free(void *ctx)
+{
+	struct dump_stream *ds = ctx;
+	ds->a->dumps--;
+	admin_dump_free(ds->d);
+	free(ds);
+}
+
+/* Written while it is sent (the control thread does one piece at a time
+ * between its other requests), and at most ADMIN_DUMPS_MAX at once. */
 static void route_config_dump(void *arg, const struct http_request *req,
 			      struct http_response *resp)
 {
 	struct admin *a = arg;
-	struct snapshot *s = slot_acquire(a->slot);
-	int err = admin_config_dump(s, &resp->body);
-	snapshot_unref(s);
-	if (err < 0) {
-		strbuf_reset(&resp->body);
+	if (a->dumps >= ADMIN_DUMPS_MAX) {
+		resp->status = 503;
+		resp->retry_after = ADMIN_DUMP_RETRY_S;
+		strbuf_printf(&resp->body, "%u config dumps are being sent: retry later\n",
+			      a->dumps);
+		return;
+	}
+	struct dump_stream *ds = malloc(sizeof(*ds));
+	if (!ds || admin_dump_new(slot_acquire(a->slot), &ds->d) < 0) {
+		free(ds);
 		resp->status = 500;
 		strbuf_puts(&resp->body, "out of memory\n");
 		return;
 	}
+	ds->a = a;
+	a->dumps++;
+	resp->src = (struct http_body_src){ .next = dump_next, .free = dump_free, .ctx = ds };
 	resp->content_type = "application/json";
 }
 

@@ -4,7 +4,10 @@
  *
  *   admin      (--admin, 127.0.0.1:15000, loopback only)
  *     GET  /                 index of these endpoints
- *     GET  /config_dump      current snapshot + certificates as JSON
+ *     GET  /config_dump      current snapshot + certificates as JSON,
+ *                            written while it is sent (see admin_dump_next);
+ *                            at most ADMIN_DUMPS_MAX at once, more get 503
+ *                            with Retry-After
  *     GET  /logging          current log level
  *     POST /logging?level=L  set it (error, warn, info, debug)
  *     POST /quitquitquit     graceful drain, as SIGTERM
@@ -28,6 +31,13 @@
 #include "zring/opts.h"
 #include "zring/snapshot.h"
 
+/* /config_dump responses being sent at once; one more is answered 503 with
+ * Retry-After: ADMIN_DUMP_RETRY_S. Each holds a snapshot reference and one
+ * piece of about ADMIN_DUMP_PIECE bytes. */
+#define ADMIN_DUMPS_MAX 4u
+#define ADMIN_DUMP_RETRY_S 1u
+#define ADMIN_DUMP_PIECE (64u * 1024)
+
 enum admin_server { ADMIN_SRV_ADMIN, ADMIN_SRV_READINESS, ADMIN_SRV_METRICS, ADMIN_NSERVERS };
 
 struct admin {
@@ -38,6 +48,7 @@ struct admin {
 	/* Readiness inputs, set by the control thread. */
 	bool workers_up;
 	bool draining;
+	unsigned dumps;		/* /config_dump responses being sent */
 	/* What /metrics renders: the workers (set with workers_up, valid
 	 * until admin_stop), the watch, the drain flag. */
 	struct metrics_env metrics;
@@ -80,12 +91,29 @@ void admin_close(struct admin *a);
 const char *admin_not_ready(const struct admin *a, const struct snapshot *s);
 
 /*
- * The /config_dump document for snapshot s (NULL: none loaded) appended to
- * out: {"version", "loadedAt", "source", "config": {workloads, services,
- * policies}, "certificates": {"trustBundle", "identities": [{"identity",
- * "notBefore", "notAfter"}]} or null}. "config" loads with config_parse.
- * Nothing secret (no keys). Returns 0 or -ENOMEM. In src/admin_dump.c.
+ * The /config_dump document for snapshot s (NULL: none loaded):
+ * {"version", "loadedAt", "source", "certificates": {"trustBundle",
+ * "identities": [{"identity", "notBefore", "notAfter"}]} or null,
+ * "config": {workloads, services, policies}} ("config" is null when
+ * nothing is loaded). "config" loads with config_parse. Nothing secret (no
+ * keys). In src/admin_dump.c.
+ *
+ * It is written piece by piece: admin_dump_new takes the caller's
+ * reference to s (freed on failure); each admin_dump_next appends at least
+ * `want` bytes to out (whole items: the snapshot's members, then one
+ * workload, service or policy at a time, each built and printed on its
+ * own) or the rest of the document, and returns 1 while more follows, 0
+ * after the end, -ENOMEM (out's own failure included). Memory and time per
+ * call are those of `want` bytes, whatever the config's size; the whole
+ * document takes time linear in it. admin_dump_free drops the reference.
  */
+struct admin_dump;
+int admin_dump_new(struct snapshot *s_take, struct admin_dump **out);
+int admin_dump_next(struct admin_dump *d, struct strbuf *out, size_t want);
+void admin_dump_free(struct admin_dump *d);
+
+/* The whole document appended to out at once (tests, small configs).
+ * Returns 0 or -ENOMEM. */
 int admin_config_dump(const struct snapshot *s, struct strbuf *out);
 
 /* Milliseconds since the epoch as RFC 3339 UTC ("2025-01-02T03:04:05Z",
