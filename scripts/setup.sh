@@ -21,7 +21,7 @@ prefix="$cache/wolfssl"
 
 packages=(
   build-essential pkg-config meson ninja-build clang libclang-rt-14-dev openssl
-  liburing-dev libwolfssl-dev libcjson-dev libnghttp2-dev libhttp-parser-dev libcriterion-dev
+  liburing-dev libwolfssl-dev libcjson-dev libyaml-dev libnghttp2-dev libhttp-parser-dev libcriterion-dev
   dpkg-dev autoconf automake libtool
   iproute2 iptables procps psmisc python3 python3-h2 curl
   haproxy iperf3 wrk nginx
