@@ -103,6 +103,32 @@ Test(config_yaml, ztunnel_local_config_gives_the_same_snapshot_as_json)
 	config_unref(j);
 }
 
+Test(config_yaml, the_yaml_example_is_the_json_example)
+{
+	const char *src = getenv("ZRING_SRCDIR");
+	cr_assert(src && *src);
+	struct config *c[2];
+	const char *const names[2] = { "examples/workloads.yaml", "examples/workloads.json" };
+	for (int i = 0; i < 2; i++) {
+		char *p;
+		struct config_errors errs;
+		cr_assert(asprintf(&p, "%s/%s", src, names[i]) > 0);
+		int err = config_load_file(p, &c[i], &errs);
+		config_errors_print(&errs, p, stderr);
+		cr_assert_eq(err, 0, "%s", names[i]);
+		config_errors_free(&errs);
+		free(p);
+	}
+	char *a = dump(c[0]), *b = dump(c[1]);
+	cr_assert_str_eq(a, b);
+	cr_assert_eq(c[0]->warnings_total, c[1]->warnings_total);
+	cr_assert_str_eq(c[0]->warnings[0].path, c[1]->warnings[0].path);
+	free(a);
+	free(b);
+	config_unref(c[0]);
+	config_unref(c[1]);
+}
+
 Test(config_yaml, syntax_by_extension_then_content)
 {
 	cr_assert_eq(config_format_of("a.yaml", "{}", 2), CONFIG_YAML);
