@@ -112,7 +112,7 @@ int check_run(const char *path, bool quiet, FILE *out, FILE *err)
 	}
 	if (!quiet) {
 		check_summary(cfg, path, out);
-		config_warnings_print(cfg, err);
+		config_warnings_print(cfg, path, err);
 	}
 	config_unref(cfg);
 	config_errors_free(&errs);

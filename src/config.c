@@ -71,9 +71,10 @@ void config_errors_print(const struct config_errors *e, const char *source, FILE
 			e->dropped == 1 ? "" : "s");
 }
 
-void config_warnings_print(const struct config *cfg, FILE *f)
+void config_warnings_print(const struct config *cfg, const char *source, FILE *f)
 {
-	const char *source = cfg->source && *cfg->source ? cfg->source : "-";
+	if (!source)
+		source = cfg->source && *cfg->source ? cfg->source : "-";
 	for (size_t i = 0; i < cfg->nwarnings; i++) {
 		const struct config_error *x = &cfg->warnings[i];
 		fputs(source, f);

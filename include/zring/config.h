@@ -259,8 +259,9 @@ int config_load_file(const char *path, struct config **out, struct config_errors
 
 /* Print "source:line:col: path: msg" lines (and a dropped count). */
 void config_errors_print(const struct config_errors *errs, const char *source, FILE *f);
-/* Print cfg's warnings the same way, each message after "warning: ". */
-void config_warnings_print(const struct config *cfg, FILE *f);
+/* Print cfg's warnings the same way, each message after "warning: ";
+ * `source` names the file (NULL: cfg->source). */
+void config_warnings_print(const struct config *cfg, const char *source, FILE *f);
 void config_errors_free(struct config_errors *errs);
 
 struct config *config_ref(struct config *c);

@@ -77,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_snapshot(c);
 		check_warnings(c);
 		if (devnull)
-			config_warnings_print(c, devnull);
+			config_warnings_print(c, FUZZ_SOURCE, devnull);
 	} else {
 		if (c || (err != -EINVAL && err != -ENOMEM) || (errs.n == 0 && !errs.dropped))
 			abort();

@@ -262,7 +262,7 @@ static void check_warn_file(const char *dir, const char *name)
 	cr_expect_eq(err, 0, "%s: rejected (%d)", name, err);
 	if (c) {
 		if (c->nwarnings != nwant)
-			config_warnings_print(c, stderr);
+			config_warnings_print(c, NULL, stderr);
 		check_expected(name, c->warnings, c->nwarnings, want, nwant);
 		cr_expect_eq(c->warnings_total, c->nwarnings, "%s: warnings dropped", name);
 	}

@@ -370,7 +370,7 @@ Test(config_yaml, warnings_print_like_errors)
 	char *s = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&s, &len);
-	config_warnings_print(c, f);
+	config_warnings_print(c, NULL, f);
 	fclose(f);
 	cr_assert_str_eq(s, "w.yaml:6:3: services[1]: warning: service \"ns/idle\" selects no "
 			    "workload (none lists it in its \"services\", it has no \"endpoints\"): "
