@@ -47,6 +47,7 @@ struct ybuild {
 	size_t npos, cap;
 	size_t tokens;
 	unsigned docs;
+	size_t bom;		/* bytes of a UTF-8 BOM before what libyaml reads */
 	int err;		/* sticky: the first failure */
 };
 
@@ -84,7 +85,7 @@ static int parser_error(struct ybuild *b)
 	if (p->error == YAML_MEMORY_ERROR)
 		return oom(b);
 	if (p->error == YAML_READER_ERROR) {
-		json_offset_pos(b->buf, b->len, p->problem_offset, &line, &col);
+		json_offset_pos(b->buf, b->len, b->bom + p->problem_offset, &line, &col);
 		return fail_at(b, line, col, -EINVAL, "%s", p->problem ? p->problem :
 			       "invalid input");
 	}
@@ -380,7 +381,13 @@ int yaml_to_json(const char *buf, size_t len, cJSON **root, struct json_pos_req 
 	b->buf = buf;
 	b->len = len;
 	b->errs = errs;
-	yaml_parser_set_input_string(&b->parser, (const unsigned char *)buf, len);
+	/* UTF-8 only, as JSON and ztunnel (serde_yaml reads a &str): no
+	 * guessing UTF-16 from a byte-order mark. A UTF-8 one is skipped here,
+	 * as for JSON (it takes no column). */
+	size_t bom = json_bom_len(buf, len);
+	b->bom = bom;
+	yaml_parser_set_encoding(&b->parser, YAML_UTF8_ENCODING);
+	yaml_parser_set_input_string(&b->parser, (const unsigned char *)buf + bom, len - bom);
 	build_run(b);
 	for (size_t i = 0; i < b->depth; i++)
 		free(b->stack[i].key);

@@ -210,6 +210,16 @@ Test(config_yaml, what_yaml_may_not_hold)
 	EXPECT_ERROR("[1, 2]\n", "1:1 -: expected an object with \"workloads\"");
 	EXPECT_ERROR("workloads:\n- uid: w\xff\n", "2:9 -: invalid leading UTF-8 octet");
 	EXPECT_ERROR("workloads:\n- uid: w\n namespace: x\n", "3:2 -: YAML syntax error");
+	/* UTF-8 only: a UTF-16 file is not guessed from its byte-order mark. */
+	struct config *c16;
+	struct config_errors e16;
+	cr_assert_eq(config_parse("\xff\xfew\0o\0", 6, "t.yaml", &c16, &e16), -EINVAL);
+	cr_assert_str_eq(e16.v[0].msg, "invalid leading UTF-8 octet");
+	config_errors_free(&e16);
+	/* A UTF-8 one takes no column; columns count characters. */
+	EXPECT_ERROR("\xef\xbb\xbfworkloads:\n- {uid: \"\xc3\xa9\xc3\xa9\", namespace: n, "
+		     "workloadIps: [1.2.3.x]}\n",
+		     "2:43 workloads[0].workloadIps[0]: invalid IP address \"1.2.3.x\"");
 	/* One document, with its markers, is fine. */
 	struct config *c = yaml_ok("%YAML 1.2\n---\nworkloads: []\n...\n");
 	config_unref(c);
