@@ -26,6 +26,16 @@ static bool errs_full(struct vctx *c)
 	return true;
 }
 
+/* Past CONFIG_MAX_WARNINGS a warning is only counted: callers check this
+ * before looking for its node, so that finding nodes stays bounded. */
+static bool warns_full(struct vctx *c)
+{
+	if (c->warns.n < CONFIG_MAX_WARNINGS)
+		return false;
+	c->warns.dropped++;
+	return true;
+}
+
 /* The JSON node of element i of top-level array `top`, and of its `field`. */
 static const cJSON *jelem(const struct vctx *c, const char *top, size_t i)
 {
@@ -402,6 +412,8 @@ static void check_vip_ports(struct vctx *c)
  * later, as in ztunnel), reported at the key. */
 static void warn_missing_service(struct vctx *c, size_t w, const char *key)
 {
+	if (warns_full(c))
+		return;
 	const cJSON *svcs = jfield(c, "workloads", w, "services");
 	size_t mark = path_mark(c);
 	path_field(c, "workloads");
@@ -457,15 +469,10 @@ static int ep_cmp(const void *a, const void *b)
 	return (x->order > y->order) - (x->order < y->order);
 }
 
-static void warn_listed_unknown(struct vctx *c, size_t s, const struct service_endpoint *e)
+/* Entry `m` (a member of services[s].endpoints) names workload uid, which
+ * is not in the file. */
+static void warn_listed_unknown(struct vctx *c, size_t s, const cJSON *m, const char *uid)
 {
-	const cJSON *eps = jfield(c, "services", s, "endpoints"), *m, *node = NULL;
-	for (m = eps ? eps->child : NULL; m; m = m->next) {
-		node = cJSON_GetObjectItemCaseSensitive(m, "workloadUid");
-		const char *uid = cJSON_GetStringValue(node);
-		if (uid && strcmp(uid, e->workload_uid) == 0)
-			break;
-	}
 	size_t mark = path_mark(c);
 	path_field(c, "services");
 	path_index(c, s);
@@ -474,8 +481,9 @@ static void warn_listed_unknown(struct vctx *c, size_t s, const struct service_e
 		path_key(c, m->string);
 		path_field(c, "workloadUid");
 	}
-	vwarn_path(c, m ? node : eps, false, c->path, "workload %s is not in the file (yet): "
-		   "this endpoint is skipped until it is", vq(c, 0, e->workload_uid));
+	vwarn_path(c, cJSON_GetObjectItemCaseSensitive(m, "workloadUid"), false, c->path,
+		   "workload %s is not in the file (yet): this endpoint is skipped until it is",
+		   vq(c, 0, uid));
 	path_reset(c, mark);
 }
 
@@ -494,12 +502,18 @@ static void derive_listed(struct vctx *c, size_t s, const struct sref *uids, siz
 	}
 	for (size_t i = 0; i < svc->nendpoints; i++, n++)
 		v[n] = (struct ep){ svc->endpoints[i], NULL, n };
-	for (size_t i = 0; i < svc->nlisted; i++) {
+	/* listed[i] is the i-th member of "endpoints" when the file is valid
+	 * (and warnings are dropped when it is not). */
+	const cJSON *eps = jfield(c, "services", s, "endpoints");
+	const cJSON *m = eps ? eps->child : NULL;
+	for (size_t i = 0; i < svc->nlisted; i++, m = m ? m->next : NULL) {
 		const struct sref *r = find_key(uids, nuids, svc->listed[i].workload_uid);
-		if (r)
-			v[n] = (struct ep){ r->i, &svc->listed[i], n }, n++;
-		else
-			warn_listed_unknown(c, s, &svc->listed[i]);
+		if (r) {
+			v[n] = (struct ep){ r->i, &svc->listed[i], n };
+			n++;
+		} else if (!warns_full(c)) {
+			warn_listed_unknown(c, s, m, svc->listed[i].workload_uid);
+		}
 	}
 	qsort(v, n, sizeof(*v), ep_cmp);
 	svc->endpoint_listed = vnew(c, n, sizeof(*svc->endpoint_listed));
@@ -524,7 +538,7 @@ static void derive_endpoints(struct vctx *c, const struct sref *svcs, size_t nsv
 		const struct service *svc = &cfg->services[s];
 		char path[64];
 		if (svc->nendpoints || svc->nlisted || dup[s] || !*svc->namespace ||
-		    !*svc->hostname)
+		    !*svc->hostname || warns_full(c))
 			continue;
 		snprintf(path, sizeof(path), "services[%zu]", s);
 		vwarn_path(c, jelem(c, "services", s), false, path, "service %s selects no "
@@ -548,6 +562,8 @@ static void check_policy_refs(struct vctx *c, const struct sref *pols, size_t np
 				listed[r->i] = true;
 				continue;
 			}
+			if (warns_full(c))
+				continue;
 			char path[96];
 			size_t idx;
 			const cJSON *node = jfind(jfield(c, "workloads", w, "authorizationPolicies"),
@@ -569,14 +585,18 @@ static void check_policy_reach(struct vctx *c, const bool *listed)
 				      cfg->workloads, offsetof(struct workload, namespace), &nns);
 	for (size_t i = 0; i < cfg->npolicies && !c->oom; i++) {
 		const struct policy *p = &cfg->policies[i];
+		bool nowhere = p->scope == SCOPE_NAMESPACE && *p->namespace && !listed[i] &&
+			       !find_key(ns, nns, p->namespace);
+		bool unlisted = p->scope == SCOPE_WORKLOAD_SELECTOR && *p->key && !listed[i];
 		char path[64];
+		if ((!nowhere && !unlisted) || warns_full(c))
+			continue;
 		snprintf(path, sizeof(path), "policies[%zu]", i);
-		if (p->scope == SCOPE_NAMESPACE && *p->namespace && !listed[i] &&
-		    !find_key(ns, nns, p->namespace))
+		if (nowhere)
 			vwarn_path(c, jelem(c, "policies", i), false, path, "policy %s applies to "
 				   "no workload: namespace %s has none", vq(c, 0, p->key),
 				   vq(c, 1, p->namespace));
-		else if (p->scope == SCOPE_WORKLOAD_SELECTOR && *p->key && !listed[i])
+		else
 			vwarn_path(c, jelem(c, "policies", i), false, path, "policy %s applies to "
 				   "no workload: none lists it in its \"authorizationPolicies\"",
 				   vq(c, 0, p->key));
