@@ -301,6 +301,34 @@ Test(config_yaml, warnings_are_capped_and_counted)
 	free(s);
 }
 
+Test(config_yaml, every_kind_of_warning_is_counted_past_the_cap)
+{
+	char *s = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&s, &len);
+	fputs("workloads:\n- uid: w\n  namespace: ns\n  serviceAccount: sa\n  workloadIps: []\n"
+	      "  services:\n", f);
+	for (int i = 0; i < 150; i++)
+		fprintf(f, "    ns/missing%d: {}\n", i);
+	fputs("  authorizationPolicies:\n", f);
+	for (int i = 0; i < 150; i++)
+		fprintf(f, "  - ns/gone%d\n", i);
+	fputs("services:\n- {name: s, namespace: ns, hostname: s, vips: [], ports: {}, endpoints: {\n", f);
+	for (int i = 0; i < 150; i++)
+		fprintf(f, "   e%d: {workloadUid: nobody%d, port: {}, status: Healthy},\n", i, i);
+	fputs("  }}\npolicies:\n", f);
+	for (int i = 0; i < 150; i++)
+		fprintf(f, "- {name: p%d, namespace: ns, scope: WorkloadSelector, action: Deny, "
+			"rules: []}\n", i);
+	fclose(f);
+	struct config *c = yaml_ok(s);
+	cr_assert_eq(c->warnings_total, 600);
+	cr_assert_eq(c->nwarnings, CONFIG_MAX_WARNINGS);
+	cr_assert_eq(c->warnings[0].line, 7, "in file order: the first missing service");
+	config_unref(c);
+	free(s);
+}
+
 static const char *const own_endpoints =
 	"workloads:\n"
 	"- {uid: vm1, namespace: ns, serviceAccount: vm, workloadIps: [10.0.9.1]}\n"
