@@ -7,7 +7,8 @@
 #      zero (service "idle", no workload selects it) and ep2 names a service
 #      not in the file yet: version 2 applies (before issue 17 zring rejected
 #      this file and every later one), the VIP moves to ep2:9090, and the
-#      two warnings are reported: warnings=2 on the "config loaded" line,
+#      two warnings are reported: warnings=2 on the "config loaded" line and
+#      a debug line each (file, line, col, path),
 #      zring_config_warnings 2 on /metrics, both in /config_dump with
 #      line, column and path; a connection to the idle VIP fails fast.
 #   3. zring restarted on a ztunnel-style YAML file (LOCAL_XDS_PATH shape:
@@ -40,7 +41,7 @@ expect_vip() {
 # --- 1: JSON, version 1 -------------------------------------------------------------
 FILE="$E2E_TMP/cfg/workloads.json"
 mkconfig --service "web,$VIP,80=8080" --workload "ep1,$EP1,web" >"$FILE"
-start_zring --config "$FILE"
+start_zring --config "$FILE" --log-level debug
 wait_config_version 1 || fail "zring did not load version 1"
 expect_vip "$EP1:8080" "1: start"
 
@@ -67,6 +68,11 @@ wait_config_version 2 ||
 [ "$(config_rejects)" -eq 0 ] || fail "2: a reload was rejected: $(grep 'msg="config' "$ZLOG" | tail -n3)"
 line="$(grep 'msg="config loaded"' "$ZLOG" | tail -n1)"
 [ "$(access_field "$line" warnings)" = 2 ] || fail "2: want warnings=2 on the loaded line: $line"
+for want in 'line=6 col=21 path="workloads[0].services[\"e2e/canary.e2e.svc.cluster.local\"]" warning="service' \
+            'line=11 col=5 path=services[1] warning="service \"e2e/idle.e2e.svc.cluster.local\" selects no workload'; do
+  grep 'msg="config warning"' "$ZLOG" | grep -F "file=$FILE" | grep -qF "$want" ||
+    fail "2: no debug line '$want': $(grep 'msg="config warning"' "$ZLOG" | tail -n3)"
+done
 expect_vip "$EP2:9090" "2: scaled to zero"
 
 metrics="$(http_body "http://127.0.0.1:15020/metrics")"
