@@ -545,6 +545,25 @@ Test(config_model, vip_networks_and_endpoint_order)
 	config_unref(c);
 }
 
+Test(config_model, a_scaled_to_zero_service_and_missing_references_load)
+{
+	/* A Deployment scaled to zero leaves its Service behind; a workload's
+	 * Service or policy may not have arrived yet. Such a file loads (it
+	 * used to be refused, and with it every later reload). */
+	struct config *c = parse_ok(
+		"{\"workloads\": [{\"uid\": \"a\", \"namespace\": \"ns\", \"serviceAccount\": \"a\", "
+		"\"workloadIps\": [\"10.0.0.1\"], \"services\": {\"ns/web\": {}, \"ns/later\": {}}, "
+		"\"authorizationPolicies\": [\"ns/later\"]}],"
+		"\"services\": [{\"name\": \"web\", \"namespace\": \"ns\", \"hostname\": \"web\", "
+		"\"vips\": [\"/10.96.0.1\"], \"ports\": {\"80\": 8080}}, "
+		"{\"name\": \"idle\", \"namespace\": \"ns\", \"hostname\": \"idle\", "
+		"\"vips\": [\"/10.96.0.2\"], \"ports\": {\"80\": 8080}}]}");
+	cr_assert_eq(c->nservices, 2);
+	cr_assert_eq(c->services[0].nendpoints, 1);
+	cr_assert_eq(c->services[1].nendpoints, 0);
+	config_unref(c);
+}
+
 Test(config_model, names_of_enums)
 {
 	cr_assert_str_eq(config_protocol_name(PROTO_HBONE), "HBONE");
