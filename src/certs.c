@@ -3,6 +3,7 @@
  * See include/zring/certs.h.
  */
 #include "zring/certs.h"
+#include "zring/file.h"
 #include "zring/log.h"
 #include "zring/tls.h"
 #include "zring/util.h"
@@ -28,24 +29,11 @@ int certs_identity(const char *td, const char *ns, const char *sa, char *buf, si
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-static int slurp(const char *path, char **out, size_t *len)
+/* Read a PEM file (regular files only: file.h); why[FILE_WHY_MAX] says
+ * what was wrong. */
+static int slurp(const char *path, char **out, size_t *len, char *why)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	char *buf = malloc(CERT_FILE_MAX);
-	ssize_t n = buf ? read(fd, buf, CERT_FILE_MAX) : -1;
-	int err = n < 0 ? (buf ? -errno : -ENOMEM) : 0;
-	close(fd);
-	if (err == 0 && n == CERT_FILE_MAX)
-		err = -EFBIG;
-	if (err < 0) {
-		free(buf);
-		return err;
-	}
-	*out = buf;
-	*len = (size_t)n;
-	return 0;
+	return file_read(path, CERT_FILE_MAX, out, len, why, FILE_WHY_MAX);
 }
 
 static uint64_t stat_sig(const char *path, uint64_t h)
@@ -195,10 +183,21 @@ static char *dup_bytes(const char *p, size_t n)
 	return q;
 }
 
+/* "NAME unreadable: <why it was not read>" in msg, which holds the why. */
+static const char *unreadable(char *msg, const char *name)
+{
+	char tmp[FILE_WHY_MAX];
+	memcpy(tmp, msg, sizeof(tmp));
+	tmp[sizeof(tmp) - 1] = '\0';
+	snprintf(msg, FILE_WHY_MAX + 32, "%s unreadable: %s", name, tmp);
+	return msg;
+}
+
 /* Check one identity's files and build its contexts. *why says what is
- * wrong when it returns -EINVAL. */
+ * wrong when it returns -EINVAL (or a file's -errno); it may point into
+ * msg[FILE_WHY_MAX + 32]. */
 static int load_identity(const char *root, size_t root_len, const char *path, const char *want,
-			 struct local_identity *out, const char **why)
+			 struct local_identity *out, const char **why, char *msg)
 {
 	char file[4096], *chain = NULL, *key = NULL, san[512];
 	size_t chain_len, key_len;
@@ -206,14 +205,14 @@ static int load_identity(const char *root, size_t root_len, const char *path, co
 
 	memset(out, 0, sizeof(*out));
 	snprintf(file, sizeof(file), "%s/cert-chain.pem", path);
-	if ((err = slurp(file, &chain, &chain_len)) < 0) {
-		*why = "cert-chain.pem unreadable";
+	if ((err = slurp(file, &chain, &chain_len, msg)) < 0) {
+		*why = unreadable(msg, "cert-chain.pem");
 		return err;
 	}
 	snprintf(file, sizeof(file), "%s/key.pem", path);
-	if ((err = slurp(file, &key, &key_len)) < 0) {
+	if ((err = slurp(file, &key, &key_len, msg)) < 0) {
 		free(chain);
-		*why = "key.pem unreadable";
+		*why = unreadable(msg, "key.pem");
 		return err;
 	}
 	err = -EINVAL;
@@ -371,12 +370,12 @@ static uint64_t pair_sig(const char *path)
 /* Load, and if the files changed while we read them (a rotation renaming
  * the key then the chain), read again, a few times at most. */
 static int load_stable(const char *root, size_t root_len, const char *path, const char *want,
-		       struct local_identity *out, const char **why)
+		       struct local_identity *out, const char **why, char *msg)
 {
 	int err = -EAGAIN;
 	for (int tries = 0; tries < 3; tries++) {
 		uint64_t before = pair_sig(path);
-		err = load_identity(root, root_len, path, want, out, why);
+		err = load_identity(root, root_len, path, want, out, why, msg);
 		if (pair_sig(path) == before)
 			return err;
 		if (err == 0)
@@ -390,7 +389,7 @@ static void load_one(const char *td, const char *ns, const char *sa, const char 
 {
 	struct load_ctx *lc = arg;
 	struct certstore *s = lc->s;
-	char want[512];
+	char want[512], msg[FILE_WHY_MAX + 32];
 	const char *why = "identity name too long";
 	struct local_identity id;
 	struct local_identity *grown = realloc(s->ids, (s->n + 1) * sizeof(*s->ids));
@@ -401,7 +400,7 @@ static void load_one(const char *td, const char *ns, const char *sa, const char 
 	s->ids = grown;
 	int err = certs_identity(td, ns, sa, want, sizeof(want));
 	if (err == 0)
-		err = load_stable(lc->root, lc->root_len, path, want, &id, &why);
+		err = load_stable(lc->root, lc->root_len, path, want, &id, &why, msg);
 	if (err < 0) {
 		s->rejected++;
 		bool kept = keep_previous(lc->prev, want, lc->root, lc->root_len, &id) == 0;
@@ -416,7 +415,7 @@ static void load_one(const char *td, const char *ns, const char *sa, const char 
 int certstore_load(const char *dir, const struct certstore *prev, struct certstore **out)
 {
 	struct certstore *s = calloc(1, sizeof(*s));
-	char file[4096];
+	char file[4096], why[FILE_WHY_MAX];
 	struct load_ctx lc = { .s = s, .prev = prev };
 	char *root = NULL;
 	if (!s)
@@ -425,9 +424,14 @@ int certstore_load(const char *dir, const struct certstore *prev, struct certsto
 	s->sig = certstore_scan_sig(dir);
 	s->dir = strdup(dir);
 	snprintf(file, sizeof(file), "%s/root-cert.pem", dir);
-	int err = slurp(file, &root, &lc.root_len);
+	int err = slurp(file, &root, &lc.root_len, why);
 	if (err < 0) {
-		log_msg_err(LOG_ERROR, "trust bundle unreadable", file, err);
+		struct log_line l;
+		if (log_begin(&l, LOG_ERROR, "trust bundle unreadable")) {
+			log_str(&l, "file", file);
+			log_str(&l, "error", why);
+			log_end(&l);
+		}
 		certstore_unref(s);
 		return err;
 	}

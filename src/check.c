@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 static void usage(FILE *f)
 {
@@ -103,9 +104,11 @@ int check_run(const char *path, bool quiet, FILE *out, FILE *err)
 {
 	struct config *cfg;
 	struct config_errors errs;
-	const char *file = strcmp(path, "-") == 0 ? "/dev/stdin" : path;
+	bool in = strcmp(path, "-") == 0;
+	int rc = in ? config_load_fd(STDIN_FILENO, "-", &cfg, &errs) :
+		      config_load_file(path, &cfg, &errs);
 
-	if (config_load_file(file, &cfg, &errs) < 0) {
+	if (rc < 0) {
 		config_errors_print(&errs, path, err);
 		config_errors_free(&errs);
 		return 1;

@@ -7,14 +7,12 @@
  * docs/config.md.
  */
 #include "config_int.h"
+#include "zring/file.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 /* ---- errors ---- */
 
@@ -365,72 +363,39 @@ int config_parse(const char *buf, size_t len, const char *source, struct config 
 
 /* ---- files ---- */
 
-static int read_fd(int fd, const struct stat *st, char **bufp, size_t *lenp,
-		   struct config_errors *errs)
+/* Parse what a file or stream gave, or report why it could not be read
+ * as one error with no position. */
+static int parse_read(int err, char *buf, size_t len, const char *why, const char *source,
+		      struct config **out, struct config_errors *errs)
 {
-	size_t cap = S_ISREG(st->st_mode) && st->st_size > 0 ? (size_t)st->st_size + 1 : 65536;
-	size_t len = 0;
-	char *buf = malloc(cap);
-	for (;;) {
-		if (!buf)
-			return one_error(errs, -ENOMEM, 0, 0, "out of memory");
-		ssize_t n = read(fd, buf + len, cap - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int e = errno;
-			free(buf);
-			return one_error(errs, -e, 0, 0, "cannot read: %s", strerror(e));
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len > CONFIG_MAX_BYTES) {
-			free(buf);
-			return one_error(errs, -EFBIG, 0, 0, "file is larger than the limit of %u "
-					 "bytes", CONFIG_MAX_BYTES);
-		}
-		if (len == cap) {
-			char *nb = realloc(buf, cap *= 2);
-			if (!nb)
-				free(buf);
-			buf = nb;
-		}
-	}
-	*bufp = buf;
-	*lenp = len;
-	return 0;
+	if (err < 0)
+		return one_error(errs, err, 0, 0, "%s", why);
+	err = config_parse(buf, len, source, out, errs);
+	free(buf);
+	return err;
 }
 
 int config_load_file(const char *path, struct config **out, struct config_errors *errs)
 {
-	struct stat st;
-	char *buf = NULL;
+	char *buf = NULL, why[FILE_WHY_MAX];
 	size_t len = 0;
-	int err;
 
 	memset(errs, 0, sizeof(*errs));
 	*out = NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
-		int e = errno;
-		return one_error(errs, -e, 0, 0, "cannot open: %s", strerror(e));
-	}
-	if (fstat(fd, &st) < 0)
-		err = one_error(errs, -errno, 0, 0, "cannot stat: %s", strerror(errno));
-	else if (S_ISDIR(st.st_mode))
-		err = one_error(errs, -EISDIR, 0, 0, "is a directory");
-	else if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > CONFIG_MAX_BYTES)
-		err = one_error(errs, -EFBIG, 0, 0, "file is %lld bytes; the limit is %u bytes",
-				(long long)st.st_size, CONFIG_MAX_BYTES);
-	else
-		err = read_fd(fd, &st, &buf, &len, errs);
-	close(fd);
-	if (err)
-		return err;
-	err = config_parse(buf, len, path, out, errs);
-	free(buf);
-	return err;
+	int err = file_read(path, CONFIG_MAX_BYTES, &buf, &len, why, sizeof(why));
+	return parse_read(err, buf, len, why, path, out, errs);
+}
+
+int config_load_fd(int fd, const char *source, struct config **out,
+		   struct config_errors *errs)
+{
+	char *buf = NULL, why[FILE_WHY_MAX];
+	size_t len = 0;
+
+	memset(errs, 0, sizeof(*errs));
+	*out = NULL;
+	int err = file_read_fd(fd, CONFIG_MAX_BYTES, &buf, &len, why, sizeof(why));
+	return parse_read(err, buf, len, why, source, out, errs);
 }
 
 /* ---- references ---- */

@@ -220,6 +220,10 @@ void vwarn_path(struct vctx *c, const cJSON *node, bool at_key, const char *path
 {
 	char msg[512];
 	va_list ap;
+	if (c->warns.n >= CONFIG_MAX_WARNINGS) {
+		c->warns.dropped++;	/* only counted: no message to format */
+		return;
+	}
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);

@@ -279,7 +279,8 @@ static void workload_parse(struct vctx *c, const cJSON *v, void *obj)
 					      NULL;
 	if (cJSON_IsObject(v) && (!sa || (cJSON_IsString(sa) && !*sa->valuestring)))
 		vwarn_path(c, v, false, c->path, "no serviceAccount: the identity is %s",
-			   vq(c, 0, w->identity ? w->identity : ""));
+			   c->warns.n < CONFIG_MAX_WARNINGS ?
+			   vq(c, 0, w->identity ? w->identity : "") : "");
 }
 
 /* ---- services ---- */

@@ -216,15 +216,20 @@ static struct aref *check_addresses(struct vctx *c, size_t *np)
 						    &cfg->workloads[i].ips[j], i };
 	if (n > 1)
 		qsort(v, n, sizeof(*v), aref_cmp);
+	/* Sorted by (address, workload): within a run of one address, a
+	 * workload's own entries are adjacent, so how many times it listed
+	 * the address before this entry is counted as we go, never by
+	 * looking back over the run (which made 100,000 workloads sharing one
+	 * address cost 5e9 comparisons). */
 	size_t run = 0;
+	int skip = 0;
 	for (size_t i = 1; i < n; i++) {
 		if (aref_cmp_addr(&v[i], &v[run]) != 0) {
 			run = i;
+			skip = 0;
 			continue;
 		}
-		int skip = 0;
-		for (size_t k = run; k < i; k++)
-			skip += v[k].w == v[i].w;
+		skip = v[i].w == v[i - 1].w ? skip + 1 : 0;
 		if (!errs_full(c))
 			addr_error(c, &v[run], &v[i], skip);
 	}
@@ -580,9 +585,12 @@ static void check_policy_refs(struct vctx *c, const struct sref *pols, size_t np
 static void check_policy_reach(struct vctx *c, const bool *listed)
 {
 	const struct config *cfg = c->cfg;
-	size_t nns;
-	struct sref *ns = sorted_keys(c, cfg->nworkloads, sizeof(struct workload),
-				      cfg->workloads, offsetof(struct workload, namespace), &nns);
+	size_t nns = 0, scoped = 0;
+	for (size_t i = 0; i < cfg->npolicies; i++)
+		scoped += cfg->policies[i].scope == SCOPE_NAMESPACE;
+	struct sref *ns = scoped ? sorted_keys(c, cfg->nworkloads, sizeof(struct workload),
+					       cfg->workloads, offsetof(struct workload, namespace),
+					       &nns) : NULL;
 	for (size_t i = 0; i < cfg->npolicies && !c->oom; i++) {
 		const struct policy *p = &cfg->policies[i];
 		bool nowhere = p->scope == SCOPE_NAMESPACE && *p->namespace && !listed[i] &&

@@ -12,6 +12,7 @@
 #include "zring/origdst.h"
 #include "zring/pod.h"
 #include "zring/ring.h"
+#include "zring/sockopt.h"
 #include "zring/worker.h"
 
 #include <errno.h>
@@ -116,6 +117,10 @@ int conn_connect(struct conn *c)
 	if (mark && setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0)
 		return -errno;
 	set_nodelay(fd);	/* the client socket inherited it from the listener */
+	/* Keepalive too (the client socket inherited it). It only finds dead
+	 * peers sooner and nothing enforced rests on it: a socket without it
+	 * still serves, so a failure is logged and counted, never fatal. */
+	sockopt_keepalive_try(fd, &w->opts->keepalive, "upstream");
 
 	/* The connect and its timeout must reach the kernel in one submit, or
 	 * the link would be cut at the batch boundary. */
@@ -330,6 +335,8 @@ void conn_log_access(const struct conn *c)
 	if (c->pod)
 		log_str(&l, "pod", c->pod->name);
 	log_str(&l, "src", addr_format(&c->src, buf, sizeof(buf)));
+	if (c->forwarded)
+		log_str(&l, "forwarded_for", addr_format(c->forwarded, buf, sizeof(buf)));
 	log_str(&l, "dst", addr_format(&c->dst, buf, sizeof(buf)));
 	log_str(&l, "route", route_kind_name((enum route_kind)c->route));
 	if (!addr_equal(&c->dst, &c->upstream))
@@ -385,6 +392,7 @@ static void conn_free(struct conn *c)
 	free(c->peer_id);
 	free(c->policy);
 	free(c->req);
+	free(c->forwarded);
 	free(c);
 	/* Handled at the loop boundary: resuming others from inside a free
 	 * would let them free conns our callers are still iterating over. */

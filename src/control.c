@@ -169,6 +169,9 @@ static void dispatch(struct control *ctl, const struct io_uring_cqe *cqe)
 	case OP_WATCH_CERTS:
 		watch_on_certs(ctl->watch, &ctl->ring, cqe);
 		break;
+	case OP_WATCH_LOADED:
+		watch_on_loaded(ctl->watch, &ctl->ring, cqe);
+		break;
 	case OP_HTTP_ACCEPT:
 	case OP_HTTP_ACCEPT_RETRY:
 	case OP_HTTP_RECV:

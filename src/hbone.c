@@ -9,6 +9,7 @@
 #include "zring/conn.h"
 #include "zring/log.h"
 #include "zring/metrics.h"
+#include "zring/origdst.h"
 #include "zring/pod.h"
 #include "zring/route.h"
 #include "zring/tunnel.h"
@@ -168,20 +169,40 @@ static void refuse(struct conn *c, unsigned status, int err, const char *why)
 	conn_close(c, err, why, false);
 }
 
-static void server_request(struct conn *c)
+/* Take the parsed request into c: the destination, and the client's
+ * `forwarded` address as information only (c->src stays the tunnel's TCP
+ * peer: a header is never proof of where a client is). 0, -EINVAL for a
+ * malformed request, -ENOMEM. */
+static int take_request(struct conn *c)
 {
 	struct hbone_req *req = c->req;
+	int err = 0;
 	c->req = NULL;
-	if (!req || hbone_req_finish(req) < 0)
+	if (!req) {
+		err = -ENOMEM;	/* hbone_server_begin could not allocate it */
+	} else if (hbone_req_finish(req) < 0) {
 		c->bad_request = true;
-	else {
+		err = -EINVAL;
+	} else {
 		c->dst = req->authority;
-		if (req->has_forwarded)
-			c->src = req->forwarded;
+		if (req->has_forwarded) {
+			c->forwarded = malloc(sizeof(*c->forwarded));
+			if (c->forwarded)
+				*c->forwarded = req->forwarded;
+			else
+				err = -ENOMEM;
+		}
 	}
 	free(req);
-	if (c->bad_request) {
-		refuse(c, 400, -EINVAL, "bad CONNECT request");
+	return err;
+}
+
+static void server_request(struct conn *c)
+{
+	int err = take_request(c);
+	if (err < 0) {
+		refuse(c, err == -EINVAL ? 400 : 503, err,
+		       err == -EINVAL ? "bad CONNECT request" : "out of memory");
 		worker_defer_put(c->w, c);
 		return;
 	}
@@ -198,8 +219,19 @@ static void server_request(struct conn *c)
 	c->route = ROUTE_WORKLOAD;
 	c->dst_workload = r.workload;
 	c->upstream = c->dst;
+	/* One of the ports zring listens on in this workload's namespace: a
+	 * tunnel in a tunnel, or a way round the capture rules. ztunnel
+	 * answers 503 (SelfCall). A node agent's HTTP endpoints are in the
+	 * node's namespace, so there the pod's 15000/15020/15021 are the
+	 * application's own. */
+	uint16_t port = addr_port(&c->dst);
+	if (c->pod ? origdst_capture_port(port, c->w->opts) : origdst_own_port(port, c->w->opts)) {
+		refuse(c, 503, 0, "destination is zring itself");
+		worker_defer_put(c->w, c);
+		return;
+	}
 	metrics_conn_open(c);	/* accepted: counted from here (a denial too) */
-	int err = authorize_conn(c, c->snap);
+	err = authorize_conn(c, c->snap);
 	if (err < 0) {
 		refuse(c, 401, err, c->why);
 		worker_defer_put(c->w, c);

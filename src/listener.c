@@ -8,6 +8,7 @@
 #include "zring/log.h"
 #include "zring/pod.h"
 #include "zring/ring.h"
+#include "zring/sockopt.h"
 #include "zring/worker.h"
 
 #include <errno.h>
@@ -27,7 +28,7 @@ const char *role_name(enum role r)
 	return names[r];
 }
 
-static int open_socket(const union addr *addr)
+static int open_socket(const union addr *addr, const struct keepalive_opts *ka)
 {
 	int one = 1;
 	int fd = socket(addr->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -46,6 +47,9 @@ static int open_socket(const union addr *addr)
 		close(fd);
 		return err;
 	}
+	/* Inherited by accepted sockets (Linux copies the keepalive flag and
+	 * figures): clients and the server side of tunnels get it for free. */
+	sockopt_keepalive_try(fd, ka, "listener");
 	return fd;
 }
 
@@ -55,7 +59,7 @@ int listener_open(struct worker *w, enum role role, const union addr *addr,
 	struct listener *l = calloc(1, sizeof(*l));
 	if (!l)
 		return -ENOMEM;
-	int fd = open_socket(addr);
+	int fd = open_socket(addr, w ? &w->opts->keepalive : NULL);
 	if (fd < 0) {
 		free(l);
 		return fd;

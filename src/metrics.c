@@ -256,9 +256,9 @@ bool metrics_conn_mtls(const struct conn *c)
 	return c->role == ROLE_HBONE || conn_via_hbone(c);
 }
 
-/* The workload the client is. For an HBONE stream the address comes from
- * the client's `forwarded` header, so it counts only when that workload is
- * the identity the peer proved. */
+/* The workload the client is. For an HBONE stream the address is the
+ * tunnel's TCP peer (a node's or pod's address, never a header), and it
+ * counts only when that workload is the identity the peer proved. */
 static const struct workload *source_workload(const struct conn *c)
 {
 	const struct workload *w = c->snap ? route_workload_at(c->snap->routes, &c->src) : NULL;

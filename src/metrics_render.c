@@ -4,6 +4,7 @@
  * zring's own. Runs on the control thread. See include/zring/metrics.h.
  */
 #include "zring/metrics.h"
+#include "zring/sockopt.h"
 #include "zring/strbuf.h"
 #include "zring/util.h"
 #include "zring/watch.h"
@@ -315,6 +316,9 @@ static void render_zring(struct strbuf *out, const struct metrics_env *env,
 	counter(out, "zring_busy_poll_backoffs_total",
 		"Busy polls that lost the CPU to another thread for over 250 us; polling then backs off.",
 		t->busy_poll_backoffs);
+	counter(out, "zring_socket_option_failures_total",
+		"TCP keepalive settings the kernel refused (the socket went on without).",
+		sockopt_failures());
 	gauge(out, "zring_metrics_series", "Label sets the workers hold for the istio_tcp families.",
 	      (double)t->series);
 	counter(out, "zring_metrics_overflow_total",

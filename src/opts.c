@@ -16,6 +16,7 @@
 
 enum opt_id {
 	O_CONFIG = 256, O_CERTS, O_HBONE, O_HBONE_PORT, O_MAX_STREAMS, O_TUNNEL_STREAMS, O_POOL_IDLE, O_OUTBOUND, O_INBOUND, O_WORKERS, O_DRAIN, O_CONNECT, O_IDLE,
+	O_KEEPALIVE, O_KA_IDLE, O_KA_INTERVAL, O_KA_PROBES,
 	O_METRICS_GRACE, O_MARK, O_PUMP, O_BUSY_POLL, O_PIPES, O_BUFFERS, O_LEVEL, O_FORMAT, O_NODE_AGENT, O_NODE, O_ADMIN, O_METRICS, O_READINESS,
 };
 
@@ -53,7 +54,15 @@ static const struct opt_def defs[] = {
 	{ "connect-timeout", "ZRING_CONNECT_TIMEOUT", O_CONNECT, "DUR",
 	  "upstream connect timeout (default 10s)" },
 	{ "idle-timeout", "ZRING_IDLE_TIMEOUT", O_IDLE, "DUR",
-	  "close connections idle this long, 0 = never (default 1h)" },
+	  "close connections idle this long, 0 = never (default 0: dead peers are found by TCP keepalive)" },
+	{ "keepalive", "ZRING_KEEPALIVE", O_KEEPALIVE, "on|off",
+	  "TCP keepalive on client, upstream and tunnel sockets (default on)" },
+	{ "keepalive-idle", "ZRING_KEEPALIVE_IDLE", O_KA_IDLE, "DUR",
+	  "keepalive: first probe after this long without traffic, whole seconds (default 180s)" },
+	{ "keepalive-interval", "ZRING_KEEPALIVE_INTERVAL", O_KA_INTERVAL, "DUR",
+	  "keepalive: time between unanswered probes, whole seconds (default 180s)" },
+	{ "keepalive-probes", "ZRING_KEEPALIVE_PROBES", O_KA_PROBES, "N",
+	  "keepalive: unanswered probes before the connection is closed, 1-127 (default 9)" },
 	{ "metrics-grace", "ZRING_METRICS_GRACE", O_METRICS_GRACE, "DUR",
 	  "keep the metrics of workloads that left the config this long (default 5m)" },
 	{ "mark", "ZRING_MARK", O_MARK, "N",
@@ -176,6 +185,17 @@ static int parse_bool(const char *s, bool *out)
 	return -EINVAL;
 }
 
+/* A keepalive time: a duration of whole seconds within the kernel's bounds. */
+static int parse_keepalive_s(const char *s, unsigned *out)
+{
+	uint64_t ms;
+	if (opts_parse_duration(s, &ms) < 0 || ms % 1000 || ms < 1000 ||
+	    ms > OPTS_MAX_KEEPALIVE_S * 1000ull)
+		return -EINVAL;
+	*out = (unsigned)(ms / 1000);
+	return 0;
+}
+
 /* v is NULL for a switch given on the command line. */
 static int apply(struct opts *o, int id, const char *v)
 {
@@ -238,6 +258,17 @@ static int apply(struct opts *o, int id, const char *v)
 		return 0;
 	case O_IDLE:
 		return opts_parse_duration(v, &o->idle_timeout_ms);
+	case O_KEEPALIVE:
+		return parse_bool(v, &o->keepalive.on);
+	case O_KA_IDLE:
+		return parse_keepalive_s(v, &o->keepalive.idle_s);
+	case O_KA_INTERVAL:
+		return parse_keepalive_s(v, &o->keepalive.interval_s);
+	case O_KA_PROBES:
+		if (parse_uint(v, OPTS_MAX_KEEPALIVE_PROBES, &n) < 0 || n == 0)
+			return -EINVAL;
+		o->keepalive.probes = (unsigned)n;
+		return 0;
 	case O_METRICS_GRACE:
 		return opts_parse_duration(v, &o->metrics_grace_ms);
 	case O_MARK:
@@ -300,7 +331,12 @@ static void set_defaults(struct opts *o)
 	o->workers = cpus > 0 ? (unsigned)cpus : 1;
 	o->drain_timeout_ms = 5000;
 	o->connect_timeout_ms = 10000;
-	o->idle_timeout_ms = 3600 * 1000;
+	/* No idle timeout, as ztunnel: a proxy that cuts silent connections
+	 * cuts every database pool's idle connections behind it. Keepalive
+	 * finds the peers that vanished instead (docs/operations.md). */
+	o->idle_timeout_ms = 0;
+	o->keepalive = (struct keepalive_opts){ .on = true, .idle_s = 180, .interval_s = 180,
+						.probes = 9 };
 	o->metrics_grace_ms = 5 * 60 * 1000;
 	o->mark = 0x539;
 	o->pump = PUMP_SPLICE;

@@ -41,13 +41,16 @@ static bool port_in(uint16_t port, const struct addr_list *l)
 	return false;
 }
 
-/* Every port zring listens on: capture listeners and the HTTP endpoints
- * (admin, readiness, metrics). */
-static bool own_port(uint16_t port, const struct opts *o)
+bool origdst_capture_port(uint16_t port, const struct opts *o)
 {
 	return port_in(port, &o->outbound) || port_in(port, &o->inbound) ||
-	       port_in(port, &o->admin) || port_in(port, &o->readiness) ||
-	       port_in(port, &o->metrics);
+	       port_in(port, &o->hbone);
+}
+
+bool origdst_own_port(uint16_t port, const struct opts *o)
+{
+	return origdst_capture_port(port, o) || port_in(port, &o->admin) ||
+	       port_in(port, &o->readiness) || port_in(port, &o->metrics);
 }
 
 bool origdst_is_self(const union addr *dst, const union addr *local,
@@ -61,7 +64,7 @@ bool origdst_is_self(const union addr *dst, const union addr *local,
 	 * only when it was aimed at this host; with one of our ports that is
 	 * zring itself. A remote host's 15001 is a legitimate destination. */
 	uint16_t port = addr_port(dst);
-	if (own_port(port, opts))
+	if (origdst_own_port(port, opts))
 		return addr_is_loopback(dst) || addr_is_any(dst) || same_host(dst, local);
 	return false;
 }
@@ -71,7 +74,7 @@ bool origdst_is_self_fd(const union addr *dst, int fd, const struct opts *opts)
 	uint16_t port = addr_port(dst);
 	if (port == 0)
 		return true;
-	if (!own_port(port, opts))
+	if (!origdst_own_port(port, opts))
 		return false;
 	union addr local;
 	socklen_t len = sizeof(local);

@@ -12,6 +12,7 @@
 #include "zring/log.h"
 #include "zring/pod.h"
 #include "zring/ring.h"
+#include "zring/sockopt.h"
 #include "zring/worker.h"
 
 #include <errno.h>
@@ -148,17 +149,36 @@ static void kick_send(struct tunnel *t)
 	t->inflight++;
 }
 
+/* nghttp2_session_send once, outside any nghttp2 call. 0 or -EPROTO. */
+static int session_send(struct tunnel *t)
+{
+	t->in_h2 = true;
+	int rv = nghttp2_session_send(t->h2);
+	t->in_h2 = false;
+	if (rv != 0) {
+		tunnel_close(t, -EPROTO, nghttp2_strerror(rv));
+		return -EPROTO;
+	}
+	return 0;
+}
+
 void tunnel_flush(struct tunnel *t)
 {
 	if (t->closing)
 		return;
-	if (t->ready && tls_out_pending(&t->tls) < TLS_OUT_HIGH) {
-		int rv = nghttp2_session_send(t->h2);
-		if (rv != 0) {
-			tunnel_close(t, -EPROTO, nghttp2_strerror(rv));
-			return;
-		}
+	if (t->in_h2) {
+		/* A callback asked: nghttp2 forbids re-entering it. Our caller
+		 * (pump_plaintext, or the loop below) flushes once it returns. */
+		t->flush_due = true;
+		return;
 	}
+	do {
+		t->flush_due = false;
+		if (t->ready && tls_out_pending(&t->tls) < TLS_OUT_HIGH && session_send(t) < 0)
+			return;
+	} while (t->flush_due && !t->closing);
+	if (t->closing)
+		return;
 	kick_send(t);
 	if (t->ready && !nghttp2_session_want_read(t->h2) && !nghttp2_session_want_write(t->h2) &&
 	    tls_out_pending(&t->tls) == 0)
@@ -367,7 +387,9 @@ static int pump_plaintext(struct tunnel *t)
 			t->why = "tls error";
 			return (int)n;
 		}
+		t->in_h2 = true;	/* callbacks only record what to send */
 		ssize_t rv = nghttp2_session_mem_recv(t->h2, buf, (size_t)n);
+		t->in_h2 = false;
 		if (rv < 0) {
 			t->why = nghttp2_strerror((int)rv);
 			return -EPROTO;
@@ -529,6 +551,7 @@ static int tunnel_connect(struct tunnel *t)
 	if (mark && setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0)
 		return -errno;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	sockopt_keepalive_try(fd, &w->opts->keepalive, "tunnel");	/* server side: listener.c */
 	if (io_uring_sq_space_left(&w->ring) < 2)
 		io_uring_submit(&w->ring);
 	struct io_uring_sqe *sqe = ring_sqe_op(&w->ring, &t->op_connect);

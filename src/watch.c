@@ -1,8 +1,10 @@
 /*
- * Config watcher: initial load, inotify, debounce, validate, publish.
+ * Config watcher: initial load, inotify, debounce, the loader thread that
+ * reads, validates and builds snapshots, and publishing them.
  * See include/zring/watch.h.
  */
 #include "zring/watch.h"
+#include "zring/file.h"
 #include "zring/log.h"
 #include "zring/ring.h"
 #include "zring/util.h"
@@ -14,6 +16,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -30,59 +33,6 @@ static uint64_t fnv64(const char *p, size_t n)
 	for (size_t i = 0; i < n; i++)
 		h = (h ^ (uint8_t)p[i]) * 0x100000001b3ull;
 	return h ^ n;
-}
-
-/* Read the whole file, refusing anything over CONFIG_MAX_BYTES before
- * reading it. Returns 0 with *buf (caller frees) or -errno / -EFBIG. */
-static int read_file(const char *path, char **buf, size_t *len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	struct stat st;
-	int err = 0;
-	if (fstat(fd, &st) < 0) {
-		err = -errno;
-	} else if (!S_ISREG(st.st_mode)) {
-		err = -EISDIR;
-	} else if ((uint64_t)st.st_size > CONFIG_MAX_BYTES) {
-		err = -EFBIG;
-	} else {
-		size_t cap = (size_t)st.st_size + 1, n = 0;
-		char *p = malloc(cap);
-		while (p) {
-			ssize_t r = read(fd, p + n, cap - n);
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r <= 0) {
-				err = r < 0 ? -errno : 0;
-				break;
-			}
-			n += (size_t)r;
-			if (n == cap) {
-				/* It grew while we read: allow up to the cap. */
-				if (cap > CONFIG_MAX_BYTES) {
-					err = -EFBIG;
-					break;
-				}
-				char *q = realloc(p, cap * 2);
-				if (!q)
-					break;
-				p = q;
-				cap *= 2;
-			}
-		}
-		if (!p)
-			err = -ENOMEM;
-		if (err < 0)
-			free(p);
-		else {
-			*buf = p;
-			*len = n;
-		}
-	}
-	close(fd);
-	return err;
 }
 
 static void log_errors(const struct watch *w, const struct config_errors *errs)
@@ -109,7 +59,7 @@ static void log_errors(const struct watch *w, const struct config_errors *errs)
 	}
 }
 
-static void log_loaded(const struct watch *w, const struct snapshot *s)
+static void log_loaded(const struct watch *w, const struct snapshot *s, uint64_t load_ms)
 {
 	struct log_line l;
 	if (!log_begin(&l, LOG_INFO, "config loaded"))
@@ -117,6 +67,7 @@ static void log_loaded(const struct watch *w, const struct snapshot *s)
 	log_str(&l, "file", w->path ? w->path : "-");
 	log_u64(&l, "version", s->version);
 	log_u64(&l, "loaded_at_ms", s->loaded_at_ms);
+	log_u64(&l, "load_ms", load_ms);
 	log_u64(&l, "workloads", s->cfg->nworkloads);
 	log_u64(&l, "services", s->cfg->nservices);
 	log_u64(&l, "policies", s->cfg->npolicies);
@@ -133,63 +84,6 @@ static void log_loaded(const struct watch *w, const struct snapshot *s)
 		log_str(&l, "warning", e->msg);
 		log_end(&l);
 	}
-}
-
-/* Load, validate and publish. `initial` makes failure fatal to the caller
- * instead of keeping the previous snapshot. */
-static int load(struct watch *w, bool initial)
-{
-	struct config *cfg = NULL;
-	struct config_errors errs = { 0 };
-	char *buf = NULL;
-	size_t len = 0;
-	int err;
-
-	if (!w->path) {
-		cfg = config_empty();
-		err = cfg ? 0 : -ENOMEM;
-	} else if ((err = read_file(w->path, &buf, &len)) == 0) {
-		uint64_t h = fnv64(buf, len);
-		if (!initial && w->seen_valid && h == w->seen_hash) {
-			free(buf);
-			return 0;	/* same bytes as last time: nothing to do */
-		}
-		w->seen_hash = h;
-		w->seen_valid = true;
-		err = config_parse(buf, len, w->path, &cfg, &errs);
-		free(buf);
-	}
-	if (err < 0) {
-		bool listed = errs.n || errs.dropped;
-		atomic_fetch_add(&w->failures, 1);
-		log_errors(w, &errs);
-		config_errors_free(&errs);
-		struct log_line l;
-		if (log_begin(&l, LOG_ERROR, initial ? "config rejected" : "config reload rejected")) {
-			log_str(&l, "file", w->path);
-			if (!listed)
-				log_err(&l, "error", err);
-			log_u64(&l, "failures", atomic_load(&w->failures));
-			if (!initial)
-				log_u64(&l, "kept_version", atomic_load(&w->slot->version));
-			log_end(&l);
-		}
-		return err;
-	}
-	config_errors_free(&errs);
-	struct snapshot *cur = slot_acquire(w->slot);
-	struct certstore *certs = cur ? certstore_ref(cur->certs) : w->initial_certs;
-	w->initial_certs = NULL;
-	snapshot_unref(cur);
-	struct snapshot *s;
-	if ((err = snapshot_new(cfg, certs, &s)) < 0)
-		return err;
-	slot_publish(w->slot, s);
-	atomic_fetch_add(&w->reloads, 1);
-	log_loaded(w, s);
-	if (w->on_publish)
-		w->on_publish(w->arg);
-	return 0;
 }
 
 static void log_certs(const struct certstore *cs, const char *msg)
@@ -210,9 +104,288 @@ static void log_certs(const struct certstore *cs, const char *msg)
 	}
 }
 
+/* A file that was not applied: its errors (or why it could not be read),
+ * then one line with the failure count and the version kept. */
+static void log_rejected(struct watch *w, bool initial, int err, const char *why,
+			 const struct config_errors *errs)
+{
+	bool listed = errs->n || errs->dropped;
+	struct log_line l;
+	log_errors(w, errs);
+	if (!log_begin(&l, LOG_ERROR, initial ? "config rejected" : "config reload rejected"))
+		return;
+	log_str(&l, "file", w->path);
+	if (!listed && why && *why)
+		log_str(&l, "error", why);
+	else if (!listed)
+		log_err(&l, "error", err);
+	log_u64(&l, "failures", atomic_load(&w->failures));
+	if (!initial)
+		log_u64(&l, "kept_version", atomic_load(&w->slot->version));
+	log_end(&l);
+}
+
+/* ---- the loader (its thread; watch_init's before the thread starts) ---- */
+
+static bool loader_quitting(struct watch *w)
+{
+	pthread_mutex_lock(&w->ld.lock);
+	bool q = w->ld.quit;
+	pthread_mutex_unlock(&w->ld.lock);
+	return q;
+}
+
+/*
+ * Read and validate the config file. Returns 1 with *out (a new config),
+ * 0 when there is nothing to apply (the bytes seen last time, unless
+ * `force`; or the loader is quitting), or -errno when the file is
+ * rejected (logged and counted).
+ */
+static int load_config(struct watch *w, bool initial, bool force, struct config **out)
+{
+	struct watch_loader *ld = &w->ld;
+	struct config_errors errs = { 0 };
+	char *buf = NULL, why[FILE_WHY_MAX] = "";
+	size_t len = 0;
+	int err;
+
+	*out = NULL;
+	if (!w->path) {
+		if (!initial)
+			return 0;
+		*out = config_empty();
+		return *out ? 1 : -ENOMEM;
+	}
+	err = file_read(w->path, CONFIG_MAX_BYTES, &buf, &len, why, sizeof(why));
+	if (err == 0) {
+		uint64_t h = fnv64(buf, len);
+		if ((!force && ld->seen_valid && h == ld->seen_hash) ||
+		    (!initial && loader_quitting(w))) {
+			free(buf);
+			return 0;
+		}
+		ld->seen_hash = h;
+		ld->seen_valid = true;
+		err = config_parse(buf, len, w->path, out, &errs);
+		free(buf);
+	}
+	if (err < 0) {
+		atomic_fetch_add(&w->failures, 1);
+		log_rejected(w, initial, err, why, &errs);
+	}
+	config_errors_free(&errs);
+	return err < 0 ? err : 1;
+}
+
+/* Has any loaded identity expired since it was loaded? */
+static bool certs_expired(const struct certstore *cs)
+{
+	uint64_t now = wall_ms();
+	for (size_t i = 0; cs && i < cs->n; i++)
+		if (cs->ids[i].not_after_ms && cs->ids[i].not_after_ms <= now)
+			return true;
+	return false;
+}
+
+/* Reload the certificates if a file changed or one expired. Returns 1
+ * with *out, 0 when nothing changed, -errno when the directory was
+ * refused (logged and counted; the previous store stays). */
+static int load_certs(struct watch *w, struct certstore **out)
+{
+	struct watch_loader *ld = &w->ld;
+	uint64_t sig = certstore_scan_sig(w->certs_dir);
+	*out = NULL;
+	if (sig == ld->certs_sig && !certs_expired(ld->certs))
+		return 0;
+	ld->certs_sig = sig;
+	int err = certstore_load(w->certs_dir, ld->certs, out);
+	if (err < 0) {
+		atomic_fetch_add(&w->cert_failures, 1);
+		log_msg(LOG_ERROR, "certificate reload failed: keeping the previous certificates");
+		return err;
+	}
+	if ((*out)->rejected)
+		atomic_fetch_add(&w->cert_failures, 1);
+	return 1;
+}
+
+/*
+ * The snapshot of the loader's config and certificates with cfg and/or cs
+ * in their place (NULL: unchanged); on success they become the loader's.
+ * The references to cfg and cs move in. Returns 0 and *out, or -ENOMEM
+ * (logged and counted; nothing changes).
+ */
+static int build(struct watch *w, struct config *cfg, struct certstore *cs,
+		 struct snapshot **out)
+{
+	struct watch_loader *ld = &w->ld;
+	int err = snapshot_new(config_ref(cfg ? cfg : ld->cfg),
+			       certstore_ref(cs ? cs : ld->certs), out);
+	if (err < 0) {
+		atomic_fetch_add(&w->failures, 1);
+		log_msg_err(LOG_ERROR, "cannot build a snapshot: keeping the previous one",
+			    w->path ? w->path : "-", err);
+		config_unref(cfg);
+		certstore_unref(cs);
+		return err;
+	}
+	if (cfg) {
+		config_unref(ld->cfg);
+		ld->cfg = cfg;
+	}
+	if (cs) {
+		certstore_unref(ld->certs);
+		ld->certs = cs;
+	}
+	return 0;
+}
+
+/* Leave s for the control thread and wake it. A snapshot it has not
+ * taken yet is superseded: s was built on top of it. */
+static void hand_over(struct watch *w, struct snapshot *s, unsigned news, uint64_t load_ms)
+{
+	struct watch_loader *ld = &w->ld;
+	uint64_t one = 1;
+	pthread_mutex_lock(&ld->lock);
+	struct snapshot *old = ld->done;
+	ld->done = s;
+	ld->done_news |= news;
+	if (news & WATCH_WANT_CONFIG)
+		ld->done_ms = load_ms;
+	pthread_mutex_unlock(&ld->lock);
+	snapshot_unref(old);
+	if (write(ld->fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_msg_err(LOG_ERROR, "cannot wake the control thread", "eventfd", -errno);
+}
+
+/* One round: everything asked since the last one. */
+static void serve(struct watch *w, unsigned want)
+{
+	struct config *cfg = NULL;
+	struct certstore *cs = NULL;
+	struct snapshot *s;
+	unsigned news = 0;
+	uint64_t t0 = now_ns();
+
+	if ((want & WATCH_WANT_CONFIG) &&
+	    load_config(w, false, want & WATCH_WANT_FORCE, &cfg) > 0)
+		news |= WATCH_WANT_CONFIG;
+	if ((want & WATCH_WANT_CERTS) && w->certs_dir && !loader_quitting(w) &&
+	    load_certs(w, &cs) > 0)
+		news |= WATCH_WANT_CERTS;
+	if (!news || loader_quitting(w)) {
+		config_unref(cfg);
+		certstore_unref(cs);
+		return;
+	}
+	if (build(w, cfg, cs, &s) == 0)
+		hand_over(w, s, news, (now_ns() - t0) / 1000000);
+}
+
+static void *loader_main(void *arg)
+{
+	struct watch *w = arg;
+	struct watch_loader *ld = &w->ld;
+
+	pthread_mutex_lock(&ld->lock);
+	for (;;) {
+		while (!ld->want && !ld->quit)
+			pthread_cond_wait(&ld->cond, &ld->lock);
+		if (ld->quit)
+			break;
+		unsigned want = ld->want;
+		ld->want = 0;
+		ld->busy = true;
+		pthread_mutex_unlock(&ld->lock);
+		serve(w, want);
+		pthread_mutex_lock(&ld->lock);
+		ld->busy = false;
+	}
+	pthread_mutex_unlock(&ld->lock);
+	return NULL;
+}
+
+/* Ask the loader for `what`; merged with what it has not started yet. */
+static void request(struct watch *w, unsigned what)
+{
+	struct watch_loader *ld = &w->ld;
+	pthread_mutex_lock(&ld->lock);
+	if (!ld->quit) {
+		ld->want |= what;
+		pthread_cond_signal(&ld->cond);
+	}
+	pthread_mutex_unlock(&ld->lock);
+}
+
+/* ---- publishing (control thread; watch_init at startup) ---- */
+
+static void publish(struct watch *w, struct snapshot *s, unsigned news, uint64_t load_ms)
+{
+	slot_publish(w->slot, s);
+	/* s stays the latest until our next publish: safe to read here. */
+	if (news & WATCH_WANT_CONFIG) {
+		atomic_fetch_add(&w->reloads, 1);
+		log_loaded(w, s, load_ms);
+	}
+	if (news & WATCH_WANT_CERTS) {
+		atomic_fetch_add(&w->cert_reloads, 1);
+		log_certs(s->certs, "certificates reloaded");
+	}
+	if (w->on_publish)
+		w->on_publish(w->arg);
+}
+
+static void arm_loaded(struct watch *w, struct io_uring *ring)
+{
+	struct io_uring_sqe *sqe = ring_sqe_op(ring, &w->op_loaded);
+	io_uring_prep_poll_add(sqe, w->ld.fd, POLLIN);
+	w->loaded_armed = true;
+}
+
+void watch_on_loaded(struct watch *w, struct io_uring *ring, const struct io_uring_cqe *cqe)
+{
+	struct watch_loader *ld = &w->ld;
+	uint64_t v;
+	w->loaded_armed = false;
+	if (w->stopping)
+		return;		/* watch_deinit frees what is left */
+	if (read(ld->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_msg_err(LOG_ERROR, "cannot read the loader's eventfd", "eventfd", -errno);
+	pthread_mutex_lock(&ld->lock);
+	struct snapshot *s = ld->done;
+	unsigned news = ld->done_news;
+	uint64_t ms = ld->done_ms;
+	ld->done = NULL;
+	ld->done_news = 0;
+	pthread_mutex_unlock(&ld->lock);
+	if (s)
+		publish(w, s, news, ms);
+	arm_loaded(w, ring);
+}
+
+/* ---- startup ---- */
+
+/* Copy path and split it into the watched directory and file name. */
+static int set_path(struct watch *w, const char *path)
+{
+	char tmp[PATH_MAX];
+	w->path = strdup(path);
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	w->dir = strdup(dirname(tmp));
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	w->base = strdup(basename(tmp));
+	return w->path && w->dir && w->base ? 0 : -ENOMEM;
+}
+
 int watch_init(struct watch *w, const char *path, const char *certs_dir,
 	       struct snapshot_slot *slot)
 {
+	struct watch_loader *ld = &w->ld;
+	struct config *cfg;
+	struct snapshot *s;
+	uint64_t t0 = now_ns();
+	int err;
+
 	memset(w, 0, sizeof(*w));
 	w->slot = slot;
 	w->ino_fd = -1;
@@ -220,27 +393,30 @@ int watch_init(struct watch *w, const char *path, const char *certs_dir,
 	op_init(&w->op_event, OP_WATCH_EVENT, 0);
 	op_init(&w->op_debounce, OP_WATCH_DEBOUNCE, 0);
 	op_init(&w->op_certs, OP_WATCH_CERTS, 0);
+	op_init(&w->op_loaded, OP_WATCH_LOADED, 0);
+	pthread_mutex_init(&ld->lock, NULL);
+	pthread_cond_init(&ld->cond, NULL);
+	ld->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (ld->fd < 0)
+		return -errno;
 	if (certs_dir) {
-		int err;
 		w->certs_dir = strdup(certs_dir);
 		if (!w->certs_dir)
 			return -ENOMEM;
-		if ((err = certstore_load(certs_dir, NULL, &w->initial_certs)) < 0)
+		if ((err = certstore_load(certs_dir, NULL, &ld->certs)) < 0)
 			return err;
-		w->certs_sig = w->initial_certs->sig;
-		log_certs(w->initial_certs, "certificates loaded");
+		ld->certs_sig = ld->certs->sig;
+		log_certs(ld->certs, "certificates loaded");
 	}
-	if (path) {
-		char tmp[PATH_MAX];
-		w->path = strdup(path);
-		snprintf(tmp, sizeof(tmp), "%s", path);
-		w->dir = strdup(dirname(tmp));
-		snprintf(tmp, sizeof(tmp), "%s", path);
-		w->base = strdup(basename(tmp));
-		if (!w->path || !w->dir || !w->base)
-			return -ENOMEM;
-	}
-	return load(w, true);
+	if (path && (err = set_path(w, path)) < 0)
+		return err;
+	if ((err = load_config(w, true, true, &cfg)) < 0 || (err = build(w, cfg, NULL, &s)) < 0)
+		return err;
+	publish(w, s, WATCH_WANT_CONFIG, (now_ns() - t0) / 1000000);
+	if ((err = -pthread_create(&ld->thread, NULL, loader_main, w)) < 0)
+		return err;
+	ld->started = true;
+	return 0;
 }
 
 static void arm_event(struct watch *w, struct io_uring *ring)
@@ -268,56 +444,18 @@ static void arm_certs(struct watch *w, struct io_uring *ring)
 	w->certs_armed = true;
 }
 
-/* Has any loaded identity expired since it was loaded? */
-static bool certs_expired(const struct certstore *cs)
-{
-	uint64_t now = wall_ms();
-	for (size_t i = 0; cs && i < cs->n; i++)
-		if (cs->ids[i].not_after_ms && cs->ids[i].not_after_ms <= now)
-			return true;
-	return false;
-}
-
-static void reload_certs(struct watch *w)
-{
-	struct snapshot *cur = slot_acquire(w->slot);
-	struct certstore *cs;
-	uint64_t sig = certstore_scan_sig(w->certs_dir);
-	if (sig == w->certs_sig && !certs_expired(cur ? cur->certs : NULL)) {
-		snapshot_unref(cur);
-		return;
-	}
-	w->certs_sig = sig;
-	if (certstore_load(w->certs_dir, cur ? cur->certs : NULL, &cs) < 0) {
-		atomic_fetch_add(&w->cert_failures, 1);
-		log_msg(LOG_ERROR, "certificate reload failed: keeping the previous certificates");
-		snapshot_unref(cur);
-		return;
-	}
-	if (cs->rejected)
-		atomic_fetch_add(&w->cert_failures, 1);
-	struct snapshot *s;
-	if (cur && snapshot_new(config_ref(cur->cfg), cs, &s) == 0) {
-		slot_publish(w->slot, s);
-		atomic_fetch_add(&w->cert_reloads, 1);
-		log_certs(cs, "certificates reloaded");
-		if (w->on_publish)
-			w->on_publish(w->arg);
-	}
-	snapshot_unref(cur);
-}
-
 void watch_on_certs(struct watch *w, struct io_uring *ring, const struct io_uring_cqe *cqe)
 {
 	w->certs_armed = false;
 	if (w->stopping)
 		return;
-	reload_certs(w);
+	request(w, WATCH_WANT_CERTS);
 	arm_certs(w, ring);
 }
 
 int watch_start(struct watch *w, struct io_uring *ring)
 {
+	arm_loaded(w, ring);
 	if (w->certs_dir)
 		arm_certs(w, ring);
 	if (!w->path)
@@ -334,11 +472,8 @@ int watch_start(struct watch *w, struct io_uring *ring)
 
 void watch_reload(struct watch *w)
 {
-	if (!w->path)
-		return;
-	/* An explicit request reloads even identical bytes. */
-	w->seen_valid = false;
-	load(w, false);
+	if (w->path)
+		request(w, WATCH_WANT_CONFIG | WATCH_WANT_FORCE);
 }
 
 /* Does this event concern our file? Our name, a Kubernetes "..data" swap,
@@ -427,12 +562,12 @@ void watch_on_debounce(struct watch *w, struct io_uring *ring, const struct io_u
 		}
 	}
 	w->pending = false;
-	load(w, false);
+	request(w, WATCH_WANT_CONFIG);
 }
 
 bool watch_idle(const struct watch *w)
 {
-	return !w->event_armed && !w->timer_armed && !w->certs_armed;
+	return !w->event_armed && !w->timer_armed && !w->certs_armed && !w->loaded_armed;
 }
 
 bool watch_stop(struct watch *w, struct io_uring *ring)
@@ -445,19 +580,44 @@ bool watch_stop(struct watch *w, struct io_uring *ring)
 			ring_cancel_op(ring, &w->op_debounce);
 		if (w->certs_armed)
 			ring_cancel_op(ring, &w->op_certs);
+		if (w->loaded_armed)
+			ring_cancel_op(ring, &w->op_loaded);
+		pthread_mutex_lock(&w->ld.lock);
+		w->ld.quit = true;
+		pthread_cond_signal(&w->ld.cond);
+		pthread_mutex_unlock(&w->ld.lock);
 	}
 	return watch_idle(w);
 }
 
 void watch_deinit(struct watch *w)
 {
+	struct watch_loader *ld = &w->ld;
+	if (ld->started) {
+		pthread_mutex_lock(&ld->lock);
+		ld->quit = true;
+		pthread_cond_signal(&ld->cond);
+		pthread_mutex_unlock(&ld->lock);
+		pthread_join(ld->thread, NULL);
+		ld->started = false;
+	}
+	snapshot_unref(ld->done);
+	config_unref(ld->cfg);
+	certstore_unref(ld->certs);
+	ld->done = NULL;
+	ld->cfg = NULL;
+	ld->certs = NULL;
+	if (ld->fd >= 0)
+		close(ld->fd);
+	ld->fd = -1;
+	pthread_cond_destroy(&ld->cond);
+	pthread_mutex_destroy(&ld->lock);
 	if (w->ino_fd >= 0)
 		close(w->ino_fd);
-	certstore_unref(w->initial_certs);
 	free(w->certs_dir);
 	free(w->path);
 	free(w->dir);
 	free(w->base);
 	w->ino_fd = -1;
-	w->path = w->dir = w->base = NULL;
+	w->certs_dir = w->path = w->dir = w->base = NULL;
 }

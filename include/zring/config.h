@@ -252,10 +252,18 @@ int config_parse(const char *buf, size_t len, const char *source,
 		 struct config **out, struct config_errors *errs);
 
 /* Read and parse a file (size cap: CONFIG_MAX_BYTES, checked before
- * reading). Same contract; an unreadable or oversized file is one error
- * with line 0, returned as its negative errno (-ENOENT, -EISDIR, -EFBIG...). */
+ * reading). Same contract; a file that cannot be read is one error with
+ * line 0 saying why, returned as its negative errno (-ENOENT, -EISDIR,
+ * -EFBIG...). Only a regular file is read (file.h): a FIFO, a device or a
+ * socket is refused at once with -EINVAL ("is a FIFO, not a regular
+ * file"), never opened for reading or waited on. */
 #define CONFIG_MAX_BYTES (64u << 20)
 int config_load_file(const char *path, struct config **out, struct config_errors *errs);
+
+/* The same for an open descriptor of any kind (`zring check -` reads a
+ * pipe on stdin), read to its end; `source` names it in messages. */
+int config_load_fd(int fd, const char *source, struct config **out,
+		   struct config_errors *errs);
 
 /* Print "source:line:col: path: msg" lines (and a dropped count). */
 void config_errors_print(const struct config_errors *errs, const char *source, FILE *f);

@@ -68,6 +68,10 @@ struct conn {
 	bool bad_request;	/* hbone server: malformed CONNECT */
 	char *peer_id;		/* hbone: the other end's identity */
 	struct hbone_req *req;	/* hbone server: headers until the request is whole */
+	/* hbone server: the client's `forwarded: for=` (owned), or NULL.
+	 * Information for the access log only: src is the tunnel's TCP peer,
+	 * and policy, metrics and logs take the source from there. */
+	union addr *forwarded;
 	const char *why;	/* short reason for the access log, or NULL */
 	/* Telemetry (metrics.h): set by metrics_conn_open once the labels are
 	 * known; reported[d] is how much of dir[d].bytes the series has. */

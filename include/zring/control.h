@@ -1,7 +1,9 @@
 /*
  * The control thread: signals through signalfd on its own io_uring, the
- * config watcher, the admin / readiness / metrics endpoints (admin.h), and
- * the broadcast shutdown. SIGTERM, SIGINT or POST /quitquitquit asks every
+ * config watcher (its ring side: inotify, timers, publishing; files are
+ * read and parsed on the watcher's loader thread, so nothing here waits on
+ * one), the admin / readiness / metrics endpoints (admin.h), and the
+ * broadcast shutdown. SIGTERM, SIGINT or POST /quitquitquit asks every
  * worker to drain (readiness answers 503 from then on); a second signal
  * exits at once; SIGHUP reloads the config.
  */

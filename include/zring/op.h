@@ -27,6 +27,7 @@ enum op_type {
 	OP_WATCH_EVENT,		/* watch: inotify readable */
 	OP_WATCH_DEBOUNCE,	/* watch: debounce timer */
 	OP_WATCH_CERTS,		/* watch: certificate poll timer */
+	OP_WATCH_LOADED,	/* watch: the loader thread finished a snapshot */
 	OP_TUNNEL_CONNECT,	/* tunnel: connect to the peer's 15008 */
 	OP_TUNNEL_CONNECT_TIMEOUT,
 	OP_TUNNEL_RECV,		/* tunnel: ciphertext in */

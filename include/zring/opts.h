@@ -20,6 +20,23 @@
 
 enum pump_mode { PUMP_SPLICE, PUMP_COPY };
 
+/* Linux's bounds for TCP_KEEPIDLE / TCP_KEEPINTVL (seconds) and TCP_KEEPCNT. */
+#define OPTS_MAX_KEEPALIVE_S 32767
+#define OPTS_MAX_KEEPALIVE_PROBES 127
+
+/*
+ * TCP keepalive on every proxied socket (client, upstream, both ends of a
+ * tunnel): after idle_s seconds without traffic, a probe every interval_s
+ * seconds; probes unanswered in a row end the connection. Defaults are
+ * ztunnel's (180 s, 180 s, 9). Whole seconds, as the kernel takes them.
+ */
+struct keepalive_opts {
+	bool on;
+	unsigned idle_s;
+	unsigned interval_s;
+	unsigned probes;
+};
+
 struct addr_list {
 	unsigned n;
 	union addr a[OPTS_MAX_ADDRS];
@@ -41,7 +58,8 @@ struct opts {
 	unsigned workers;
 	uint64_t drain_timeout_ms;
 	uint64_t connect_timeout_ms;
-	uint64_t idle_timeout_ms;	/* 0: never */
+	uint64_t idle_timeout_ms;	/* 0: never (the default) */
+	struct keepalive_opts keepalive;
 	uint64_t metrics_grace_ms;	/* keep series of departed workloads this long */
 	uint32_t mark;
 	enum pump_mode pump;

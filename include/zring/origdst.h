@@ -19,10 +19,22 @@
 int origdst_get(int fd, int family, union addr *out);
 
 /*
+ * Is `port` one zring listens on: a capture listener (outbound, inbound
+ * plaintext, inbound HBONE) or an HTTP endpoint (admin, readiness,
+ * metrics)? Proxying to it on this host would reach zring itself.
+ */
+bool origdst_own_port(uint16_t port, const struct opts *opts);
+
+/* Is `port` one of the capture listeners' (outbound, inbound plaintext,
+ * inbound HBONE)? In node-agent mode these are the only ports zring opens
+ * inside a pod; its HTTP endpoints live in the node's namespace. */
+bool origdst_capture_port(uint16_t port, const struct opts *opts);
+
+/*
  * Would proxying to `dst` reach zring itself? True when dst is the local
  * address the client connected to (nothing was redirected), or when its
- * port is one of zring's own ports (capture listeners, admin, readiness,
- * metrics) and its address is loopback, unspecified or one zring listens on.
+ * port is one of zring's own ports (origdst_own_port) and its address is
+ * loopback, unspecified or one zring listens on.
  */
 bool origdst_is_self(const union addr *dst, const union addr *local,
 		     const struct opts *opts);

@@ -60,6 +60,11 @@ struct tunnel {
 	bool tls_failed;		/* the handshake failed: streams end as TLS_FAILURE */
 	bool closing;
 	bool draining;			/* no new streams (GOAWAY either way) */
+	/* Inside nghttp2_session_mem_recv or _send, whose callbacks must not
+	 * call _send again: tunnel_flush then only marks flush_due, and the
+	 * caller flushes once nghttp2 has returned. */
+	bool in_h2;
+	bool flush_due;
 	uint8_t *rx;
 	union addr peer;
 	union addr local;

@@ -5,7 +5,8 @@
 #   1. one connection carries 100 MiB up and 100 MiB down at the same time,
 #      sha256-checked end to end; both access lines count exactly those
 #      bytes; A's names the server's identity, B's (dir=hbone) the client's
-#      identity and the client's own address (from `forwarded`);
+#      identity, its TCP peer (A's tunnel, from the client pod's address) as
+#      src and the client's own address as forwarded_for (information);
 #   2. 100 connections open at once with random sizes, each checked; they
 #      share pooled tunnels (at most one per worker of A);
 #   3. half-close through the tunnel: the client shuts down writing, the
@@ -51,8 +52,10 @@ client_addr="$(access_field "$a" src)"
 [[ "$client_addr" == "$C4":* ]] || fail "A: src is not the client pod: $a"
 
 [ "$(access_field "$b" dir)" = hbone ] || fail "B: dir is not hbone: $b"
-[ "$(access_field "$b" src)" = "$client_addr" ] ||
-  fail "B: src is not the forwarded client address $client_addr: $b"
+[[ "$(access_field "$b" src)" == "$C4":* ]] || fail "B: src is not the tunnel's peer in the client pod: $b"
+[ "$(access_field "$b" src)" != "$client_addr" ] || fail "B: src is the forwarded address, not the TCP peer: $b"
+[ "$(access_field "$b" forwarded_for)" = "$client_addr" ] ||
+  fail "B: forwarded_for is not the client address $client_addr: $b"
 [ "$(access_field "$b" src_identity)" = "$ID_CLIENT" ] || fail "B: src_identity is not $ID_CLIENT: $b"
 [ "$(access_field "$b" security)" = mutual_tls ] || fail "B: security is not mutual_tls: $b"
 [ "$(access_field "$b" dst)" = "$S4:8080" ] || fail "B: dst is not $S4:8080: $b"
@@ -77,7 +80,7 @@ other="$(zr_access B | grep -vc "src_identity=$ID_CLIENT" || true)"
 [ "$other" -eq 0 ] || fail "B: $other access lines without src_identity=$ID_CLIENT"
 # Every client address A saw reached B as the forwarded address, once.
 diff <(zr_access A | sed -n 's/.* src=\([^ ]*\) .*/\1/p' | sort) \
-     <(zr_access B | sed -n 's/.* src=\([^ ]*\) .*/\1/p' | sort) >/dev/null ||
+     <(zr_access B | sed -n 's/.* forwarded_for=\([^ ]*\) .*/\1/p' | sort) >/dev/null ||
   fail "the client addresses in A's access lines and the forwarded ones in B's differ"
 
 # --- 3: half-close through the tunnel -------------------------------------------

@@ -60,8 +60,11 @@ pyc 200 --authority "$S4:7000" --forwarded 'for="10.77.0.1:5555"' --echo $((1 <<
 pyc 200 --authority "$S4:7000" --forwarded 'for="10.77.0.1:5556"' --echo $((16 << 20)) --timeout 30
 pyc 200 --authority "$S4:7000" --forwarded 'for="10.77.0.1:5557"' --echo 0
 wait_until 5 at_least 3 zr_count B 'msg=access' || fail "B logged no access lines for the python client"
-line="$(zr_access B | grep -F ' src=10.77.0.1:5555 ' | head -n1)"
-[ -n "$line" ] || fail "B: no access line with src=10.77.0.1:5555 (the forwarded address): $(zr_access B)"
+line="$(zr_access B | grep -F ' forwarded_for=10.77.0.1:5555 ' | head -n1)"
+[ -n "$line" ] || fail "B: no access line with forwarded_for=10.77.0.1:5555: $(zr_access B)"
+# The source is the TCP peer (the python client's own socket), never the header.
+[[ "$(access_field "$line" src)" == "$C4":* && "$(access_field "$line" src)" != 10.77.0.1:5555 ]] ||
+  fail "B: src is not the python client's TCP address: $line"
 log "B: $line"
 [ "$(access_field "$line" dir)" = hbone ] || fail "B: dir is not hbone: $line"
 [ "$(access_field "$line" src_identity)" = "$ID_CLIENT" ] || fail "B: src_identity is not $ID_CLIENT: $line"

@@ -9,7 +9,8 @@
 #      4 s (client -> server only) stays open and its bytes arrive intact;
 #      so does one that only receives (server -> client, ~1 KiB every 340 ms
 #      for ~4 s). Their access lines are clean.
-#   C. --idle-timeout 0 (never): a connection silent for 3 s survives, then
+#   C. --idle-timeout 0 (never, the default since issue 17; keepalive.sh
+#      covers dead peers): a connection silent for 3 s survives, then
 #      carries an exchange intact.
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

@@ -565,13 +565,15 @@ cert_serial() {
   openssl x509 -in "$1/cluster.local/ns/default/sa/$2/cert-chain.pem" -noout -serial | sed 's/^serial=//'
 }
 
+# hbone_config FILE [CLIENT_SA] [SERVER_SA] [POLICIES]: the client and server
+# pods as HBONE workloads; POLICIES is the JSON of the policies array's items.
 hbone_config() {
-  local file="$1" csa="${2:-client}" ssa="${3:-server}"
+  local file="$1" csa="${2:-client}" ssa="${3:-server}" policies="${4:-}"
   cat >"$file" <<JSON
 {"workloads":[
   {"uid":"c1","name":"client","namespace":"default","serviceAccount":"$csa","workloadIps":["$C4"],"protocol":"HBONE"},
   {"uid":"s1","name":"server","namespace":"default","serviceAccount":"$ssa","workloadIps":["$S4"],"protocol":"HBONE"}
-],"services":[],"policies":[]}
+],"services":[],"policies":[$policies]}
 JSON
 }
 

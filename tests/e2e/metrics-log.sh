@@ -45,9 +45,9 @@ absent() {
   [ -z "$(access_field "$1" "$2")" ] || soft_fail "unexpected $2= in: $1"
 }
 
-# check_pair BDIR A_LINE B_LINE UP DOWN: what both zrings agree on. B sees
-# the client's own address only through HBONE (the forwarded header);
-# plaintext, it sees A's upstream socket (same pod address, another port).
+# check_pair BDIR A_LINE B_LINE UP DOWN: what both zrings agree on. B's src
+# is always its TCP peer, an address of the client pod; the client's own
+# address reaches B only through HBONE, as forwarded_for (information).
 check_pair() {
   local a="$2" b="$3" up="$4" down="$5" src
   for l in "$a" "$b"; do
@@ -69,10 +69,14 @@ check_pair() {
   want "$b" bytes_recv "$up"
   src="$(access_field "$a" src)"
   [[ "$src" == "$C4":* ]] || soft_fail "A's src is not the client pod: $a"
+  # B's src is the TCP peer it saw (A's tunnel or upstream socket, from
+  # the client pod's address); through HBONE the client's own address
+  # arrives only as information, in forwarded_for.
+  [[ "$(access_field "$b" src)" == "$C4":* ]] || soft_fail "B's src is not the client pod: $b"
   if [ "$1" = hbone ]; then
-    want "$b" src "$src"
+    want "$b" forwarded_for "$src"
   else
-    [[ "$(access_field "$b" src)" == "$C4":* ]] || soft_fail "B's src is not the client pod: $b"
+    absent "$b" forwarded_for
   fi
 }
 
@@ -227,7 +231,9 @@ else:
     expect(b, "dir", "hbone")
     expect(b, "bytes_sent", down)
     expect(b, "bytes_recv", up)
-    expect(b, "src", a.get("src"))
+    expect(b, "forwarded_for", a.get("src"))
+    if not str(b.get("src", "")).startswith(c4 + ":") or b.get("src") == a.get("src"):
+        bad.append(f"B's src is not its TCP peer in the client pod: {b}")
     if not str(a.get("src", "")).startswith(c4 + ":"):
         bad.append(f"A's src is not the client pod: {a}")
 for m in bad:

@@ -18,6 +18,12 @@ connection and per stream, e.g.
     stream peer_id=spiffe://... method=CONNECT authority=10.77.0.2:9000 forwarded=for="10.77.0.1:51234" status=200 bytes=4096 result=ended
 
 (bytes = echoed; result = ended | reset:CODE | closed). Runs until killed.
+
+--statuses 503,200,401 answers the requests of a connection with those
+statuses in turn, by order of arrival (instead of --status for all).
+--batch N holds the answers until N requests have arrived on the
+connection, then sends them all in one write, so that the client reads
+several answers (and refusals) together.
 """
 
 import argparse
@@ -71,7 +77,7 @@ class Stream:
         self.status = "-"
 
 
-def serve(raw, peer, ctx, status):
+def serve(raw, peer, ctx, statuses, batch):
     name = fmt_addr(peer)
     try:
         raw.settimeout(10)
@@ -96,6 +102,8 @@ def serve(raw, peer, ctx, status):
     conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 4 << 20})
     conn.increment_flow_control_window(16 << 20)
     streams = {}
+    held = []      # requests waiting for --batch
+    nreq = [0]
 
     def end_log(sid, result):
         st = streams.pop(sid, None)
@@ -124,6 +132,13 @@ def serve(raw, peer, ctx, status):
                 st.server_ended = True
                 end_log(sid, "ended")
 
+    def answer(sid):
+        st = streams[sid]
+        conn.send_headers(sid, [(":status", st.status)], end_stream=st.status != "200")
+        if st.status != "200":
+            st.server_ended = True
+            end_log(sid, "answered")
+
     try:
         sock.settimeout(None)
         sock.sendall(conn.data_to_send())
@@ -143,17 +158,18 @@ def serve(raw, peer, ctx, status):
                 if isinstance(ev, h2.events.RequestReceived):
                     h = dict(ev.headers)
                     st = streams[ev.stream_id] = Stream(h)
-                    code = status if plain_connect(ev.headers) else 400
+                    code = statuses[nreq[0] % len(statuses)] if plain_connect(ev.headers) else 400
+                    nreq[0] += 1
                     st.status = str(code)
-                    conn.send_headers(ev.stream_id, [(":status", st.status)],
-                                      end_stream=code != 200)
-                    if code != 200:
-                        st.server_ended = True
-                        end_log(ev.stream_id, "answered")
+                    held.append(ev.stream_id)
+                    if len(held) >= batch:
+                        for sid in held:
+                            answer(sid)
+                        held.clear()
                 elif isinstance(ev, h2.events.DataReceived):
                     conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
                     st = streams.get(ev.stream_id)
-                    if st:
+                    if st and ev.stream_id not in held:
                         st.pending += ev.data
                 elif isinstance(ev, h2.events.StreamEnded):
                     st = streams.get(ev.stream_id)
@@ -189,6 +205,8 @@ def main():
     ap.add_argument("--key", required=True)
     ap.add_argument("--ca", required=True)
     ap.add_argument("--status", type=int, default=200)
+    ap.add_argument("--statuses", default="")
+    ap.add_argument("--batch", type=int, default=1)
     a = ap.parse_args()
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -206,7 +224,9 @@ def main():
     print("READY", flush=True)
     while True:
         raw, peer = ls.accept()
-        threading.Thread(target=serve, args=(raw, peer, ctx, a.status), daemon=True).start()
+        statuses = [int(x) for x in a.statuses.split(",")] if a.statuses else [a.status]
+        threading.Thread(target=serve, args=(raw, peer, ctx, statuses, a.batch),
+                         daemon=True).start()
 
 
 if __name__ == "__main__":

@@ -17,6 +17,13 @@
         hbone          protocol HBONE (default TCP)
         map=PORT=TGT   its own target port for PORT of every service it is in
                        (wins over the service's port map)
+  --bulk N
+      N more workloads bulk0..bulkN-1 (no service), one address each from
+      10.128.0.0/9 (bulkI gets 10.128.0.0 + I): a large config for the
+      reload scenarios.
+  --bulk-ip ADDR
+      give every bulk workload this one address instead (an invalid file:
+      duplicate addresses).
   --revision TEXT
       the first workload's canonicalRevision: makes otherwise equal files
       differ (zring ignores a rewrite with the same bytes).
@@ -98,12 +105,23 @@ def parse_workload(spec, services):
     return w
 
 
+def bulk_workload(i, ip):
+    if ip is None:
+        n = (10 << 24) + (128 << 16) + i
+        ip = ".".join(str(n >> s & 255) for s in (24, 16, 8, 0))
+    name = f"bulk{i}"
+    return {"uid": f"e2e//v1/Pod/{NS}/{name}", "name": name, "namespace": NS,
+            "workloadIps": [ip], "protocol": "TCP"}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog=__doc__)
     ap.add_argument("--service", action="append", default=[])
     ap.add_argument("--workload", action="append", default=[])
+    ap.add_argument("--bulk", type=int, default=0)
+    ap.add_argument("--bulk-ip")
     ap.add_argument("--revision", default="")
     ap.add_argument("--out", help="write here (temp file + rename) instead of stdout")
     a = ap.parse_args()
@@ -112,10 +130,13 @@ def main():
         s = parse_service(spec)
         services[s["name"]] = s
     workloads = [parse_workload(spec, services) for spec in a.workload]
+    if a.bulk > (1 << 23):
+        raise SystemExit("--bulk: at most 8388608 (10.128.0.0/9)")
+    workloads += [bulk_workload(i, a.bulk_ip) for i in range(a.bulk)]
     if a.revision and workloads:
         workloads[0]["canonicalRevision"] = a.revision
     doc = {"workloads": workloads, "services": list(services.values()), "policies": []}
-    text = json.dumps(doc, indent=2) + "\n"
+    text = json.dumps(doc, indent=None if a.bulk else 2) + "\n"
     if a.out:
         tmp = a.out + ".mk-tmp"
         with open(tmp, "w") as f:

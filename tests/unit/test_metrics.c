@@ -16,6 +16,7 @@
 #include "zring/conn.h"
 #include "zring/log.h"
 #include "zring/metrics.h"
+#include "zring/sockopt.h"
 #include "zring/strbuf.h"
 #include "zring/watch.h"
 #include "zring/worker.h"
@@ -459,6 +460,13 @@ Test(metrics, render_sums_equal_label_sets_across_workers)
 	atomic_store(&w[1]->busy_polls, 2);
 	atomic_store(&w[0]->busy_poll_replies, 30);
 	atomic_store(&w[1]->busy_poll_backoffs, 1);
+	/* One keepalive setting refused (a pipe is no socket). */
+	int p[2];
+	const struct keepalive_opts ka = { .on = true, .idle_s = 1, .interval_s = 1, .probes = 1 };
+	cr_assert_eq(pipe(p), 0);
+	sockopt_keepalive_try(p[0], &ka, "test");
+	close(p[0]);
+	close(p[1]);
 
 	char *page = render(w, 2, NULL);
 	const char *client[] = { "reporter", "source", "source_workload", "client",
@@ -479,6 +487,7 @@ Test(metrics, render_sums_equal_label_sets_across_workers)
 	cr_assert_eq(value_of(page, "zring_busy_polls_total", NULL), 42, "summed over workers");
 	cr_assert_eq(value_of(page, "zring_busy_poll_replies_total", NULL), 30);
 	cr_assert_eq(value_of(page, "zring_busy_poll_backoffs_total", NULL), 1);
+	cr_assert_eq(value_of(page, "zring_socket_option_failures_total", NULL), 1);
 	const char *w1[] = { "worker", "1", NULL };
 	cr_assert_eq(value_of(page, "zring_connections_active", w1), 2);
 	cr_assert_eq(value_of(page, "zring_draining", NULL), 1);

@@ -15,7 +15,9 @@ static void clear_env(void)
 			       "ZRING_DRAIN_TIMEOUT", "ZRING_CONNECT_TIMEOUT", "ZRING_IDLE_TIMEOUT",
 			       "ZRING_METRICS_GRACE", "ZRING_MARK", "ZRING_PUMP", "ZRING_LOG_LEVEL", "ZRING_LOG_FORMAT",
 			       "ZRING_NODE_AGENT", "ZRING_NODE", "ZRING_ADMIN", "ZRING_READINESS", "ZRING_METRICS",
-			       "ZRING_HBONE_TUNNEL_STREAMS", "ZRING_BUSY_POLL_US" };
+			       "ZRING_HBONE_TUNNEL_STREAMS", "ZRING_BUSY_POLL_US", "ZRING_KEEPALIVE",
+			       "ZRING_KEEPALIVE_IDLE", "ZRING_KEEPALIVE_INTERVAL",
+			       "ZRING_KEEPALIVE_PROBES" };
 	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
 		unsetenv(vars[i]);
 }
@@ -123,6 +125,80 @@ Test(opts, busy_poll_default_flag_environment_and_bounds)
 	cr_assert(strstr(err, "--busy-poll-us"), "%s", err);
 	char *a4[] = { "zring", "--busy-poll-us", "5ms", NULL };
 	cr_assert_eq(parse(&o, err, 3, a4), -EINVAL, "microseconds, a bare number");
+}
+
+Test(opts, no_idle_timeout_and_ztunnel_keepalive_by_default)
+{
+	struct opts o;
+	char err[256];
+	char *a1[] = { "zring", NULL };
+	cr_assert_eq(parse(&o, err, 1, a1), 0, "%s", err);
+	cr_assert_eq(o.idle_timeout_ms, 0, "idle connections are never cut by default");
+	cr_assert(o.keepalive.on);
+	cr_assert_eq(o.keepalive.idle_s, 180);
+	cr_assert_eq(o.keepalive.interval_s, 180);
+	cr_assert_eq(o.keepalive.probes, 9);
+	char *a2[] = { "zring", "--idle-timeout", "30m", NULL };
+	cr_assert_eq(parse(&o, err, 3, a2), 0, "%s", err);
+	cr_assert_eq(o.idle_timeout_ms, 30 * 60 * 1000, "the flag still sets one");
+}
+
+Test(opts, keepalive_flags_environment_and_off_switch)
+{
+	struct opts o;
+	char err[256];
+	setenv("ZRING_KEEPALIVE_IDLE", "1m", 1);
+	setenv("ZRING_KEEPALIVE_INTERVAL", "20", 1);
+	setenv("ZRING_KEEPALIVE_PROBES", "3", 1);
+	char *a1[] = { "zring", NULL };
+	cr_assert_eq(parse(&o, err, 1, a1), 0, "%s", err);
+	cr_assert_eq(o.keepalive.idle_s, 60);
+	cr_assert_eq(o.keepalive.interval_s, 20);
+	cr_assert_eq(o.keepalive.probes, 3);
+	char *a2[] = { "zring", "--keepalive-idle", "1s", "--keepalive-interval", "2s",
+		       "--keepalive-probes", "127", NULL };
+	cr_assert_eq(parse(&o, err, 7, a2), 0, "%s", err);
+	cr_assert_eq(o.keepalive.idle_s, 1, "the flag wins over the environment");
+	cr_assert_eq(o.keepalive.interval_s, 2);
+	cr_assert_eq(o.keepalive.probes, 127);
+	cr_assert(o.keepalive.on);
+
+	setenv("ZRING_KEEPALIVE", "off", 1);
+	cr_assert_eq(parse(&o, err, 1, a1), 0, "%s", err);
+	cr_assert_not(o.keepalive.on);
+	char *a3[] = { "zring", "--keepalive", "on", NULL };
+	cr_assert_eq(parse(&o, err, 3, a3), 0, "%s", err);
+	cr_assert(o.keepalive.on, "the flag wins over the environment");
+	char *a4[] = { "zring", "--keepalive", "false", NULL };
+	cr_assert_eq(parse(&o, err, 3, a4), 0, "%s", err);
+	cr_assert_not(o.keepalive.on);
+}
+
+Test(opts, keepalive_figures_within_the_kernel_bounds)
+{
+	struct opts o;
+	char err[256];
+	/* The kernel takes whole seconds, 1-32767, and 1-127 probes. */
+	const char *bad[][2] = {
+		{ "--keepalive-idle", "0" },	    { "--keepalive-idle", "500ms" },
+		{ "--keepalive-idle", "1.5s" },	    { "--keepalive-idle", "32768" },
+		{ "--keepalive-interval", "0s" },   { "--keepalive-interval", "10h" },
+		{ "--keepalive-probes", "0" },	    { "--keepalive-probes", "128" },
+		{ "--keepalive-probes", "3s" },	    { "--keepalive", "maybe" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *argv[] = { "zring", (char *)bad[i][0], (char *)bad[i][1], NULL };
+		cr_assert_eq(parse(&o, err, 3, argv), -EINVAL, "%s %s", bad[i][0], bad[i][1]);
+		cr_assert(strstr(err, bad[i][0]), "%s", err);
+	}
+	char *ok[] = { "zring", "--keepalive-idle", "32767", "--keepalive-interval", "2000ms", NULL };
+	cr_assert_eq(parse(&o, err, 5, ok), 0, "%s", err);
+	cr_assert_eq(o.keepalive.idle_s, 32767);
+	cr_assert_eq(o.keepalive.interval_s, 2);
+	setenv("ZRING_KEEPALIVE_PROBES", "lots", 1);
+	char *a1[] = { "zring", NULL };
+	cr_assert_eq(parse(&o, err, 1, a1), -EINVAL);
+	cr_assert(strstr(err, "ZRING_KEEPALIVE_PROBES"), "%s", err);
 }
 
 Test(opts, bad_values_name_the_flag)

@@ -11,6 +11,7 @@ static struct opts defaults(void)
 	char *argv[] = { "zring", NULL };
 	unsetenv("ZRING_OUTBOUND");
 	unsetenv("ZRING_INBOUND");
+	unsetenv("ZRING_HBONE");
 	unsetenv("ZRING_ADMIN");
 	unsetenv("ZRING_READINESS");
 	unsetenv("ZRING_METRICS");
@@ -81,4 +82,17 @@ Test(origdst, a_plain_socket_has_no_original_destination)
 	int err = origdst_get(fd, AF_INET, &a);
 	cr_assert_lt(err, 0, "an unconnected socket cannot have an original destination");
 	close(fd);
+}
+
+Test(origdst, the_hbone_listener_port_is_ours)
+{
+	struct opts o = defaults();
+	union addr local = A("10.0.0.5:15001");
+	union addr d1 = A("10.0.0.5:15008"), d2 = A("127.0.0.1:15008");
+	cr_assert(origdst_own_port(15008, &o));
+	cr_assert(origdst_is_self(&d1, &local, &o), "our own HBONE listener");
+	cr_assert(origdst_is_self(&d2, &local, &o));
+	union addr remote = A("10.0.0.9:15008");
+	cr_assert_not(origdst_is_self(&remote, &local, &o), "another node's HBONE port is a destination");
+	cr_assert_not(origdst_own_port(8080, &o));
 }
