@@ -233,15 +233,17 @@ enum config_format { CONFIG_JSON, CONFIG_YAML };
 /*
  * Which syntax config_parse reads: by `source`'s extension (".json" JSON,
  * ".yaml" or ".yml" YAML), else by content: JSON when the first character
- * after any BOM and whitespace is '{' or '[', YAML otherwise.
+ * after any BOM and whitespace is '{' or '[' (or there is none), YAML
+ * otherwise. `source` may be NULL.
  */
 enum config_format config_format_of(const char *source, const char *buf, size_t len);
 
 /*
  * Parse and validate `len` bytes of JSON or YAML (config_format_of; YAML
  * is read into the same tree JSON gives, so the model and its errors are
- * the same; docs/config.md says what YAML may hold). On success returns 0 and *out
- * (refs = 1). On failure returns -EINVAL (or -ENOMEM) with every error found
+ * the same; docs/config.md says what YAML may hold). On success returns 0
+ * and *out (refs = 1), with what is valid but worth reporting in
+ * (*out)->warnings. On failure returns -EINVAL (or -ENOMEM) with every error found
  * in *errs (which the caller frees with config_errors_free), and *out NULL.
  * *errs is overwritten (it need not be initialized); errors are sorted by
  * position, at most CONFIG_MAX_ERRORS are kept.
