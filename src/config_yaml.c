@@ -16,7 +16,8 @@
  *   - anchors, but no aliases: an alias is refused, so no input expands
  *     beyond its own size ("billion laughs" cannot happen);
  *   - the same limits as JSON: CONFIG_MAX_DEPTH nesting, CONFIG_MAX_TOKENS
- *     values and keys, no NUL inside a string.
+ *     values and keys, no NUL inside a string, UTF-8 only (a BOM is
+ *     skipped; UTF-16 is never guessed).
  */
 #include "config_int.h"
 
