@@ -233,6 +233,8 @@ static int cb_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 	struct conn *c = f->hd.stream_id ? stream_conn(s, f->hd.stream_id) : NULL;
 	if (f->hd.type == NGHTTP2_GOAWAY)
 		t->draining = true;
+	if (f->hd.type == NGHTTP2_SETTINGS && !(f->hd.flags & NGHTTP2_FLAG_ACK))
+		t->peer_settings = true;
 	if (!c)
 		return 0;
 	if (f->hd.type == NGHTTP2_HEADERS && (f->hd.flags & NGHTTP2_FLAG_END_HEADERS))
@@ -513,10 +515,24 @@ void tunnel_accept(struct listener *l, int fd)
 
 /* --- client side: pool and connect --- */
 
-static bool pool_match(const struct tunnel *t, const struct pod *pod, const char *src,
-		       const char *want, const char *alt_key, const union addr *addr, unsigned cap)
+/* Room for one more stream: under our cap and, once the peer's SETTINGS
+ * are known, under its MAX_CONCURRENT_STREAMS (nghttp2 would queue the
+ * stream until one of the others ends, however long that takes). */
+static bool has_room(const struct tunnel *t, unsigned cap, bool settled)
 {
-	return !t->server && !t->closing && !t->draining && t->nstreams < cap && t->pod == pod &&
+	if (!t->peer_settings)
+		return !settled && t->nstreams < cap;
+	uint32_t peer = nghttp2_session_get_remote_settings(t->h2,
+							    NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+	return t->nstreams < cap && t->nstreams < peer;
+}
+
+static bool pool_match(const struct tunnel *t, const struct pod *pod, const char *src,
+		       const char *want, const char *alt_key, const union addr *addr, unsigned cap,
+		       bool settled)
+{
+	return !t->server && !t->closing && !t->draining && has_room(t, cap, settled) &&
+	       t->pod == pod &&
 	       addr_equal(&t->peer, addr) && strcmp(t->want_id, want) == 0 &&
 	       strcmp(t->src_id, src) == 0 &&
 	       strcmp(t->alt_key ? t->alt_key : "", alt_key ? alt_key : "") == 0;
@@ -565,12 +581,12 @@ static int tunnel_connect(struct tunnel *t)
 
 struct tunnel *tunnel_get(struct worker *w, struct pod *pod, const struct local_identity *src,
 			  const char *want, const struct service *svc, const union addr *addr,
-			  int *err)
+			  bool settled, int *err)
 {
 	unsigned cap = w->opts->hbone_max_streams;
 	const char *alt_key = svc && svc->nsans ? svc->key : NULL;
 	for (struct tunnel *t = w->tunnels; t; t = t->next)
-		if (pool_match(t, pod, src->id, want, alt_key, addr, cap))
+		if (pool_match(t, pod, src->id, want, alt_key, addr, cap, settled))
 			return t;
 	struct tunnel *t = tunnel_new(w, false, -1);
 	if (!t) {
