@@ -332,26 +332,42 @@ static bool alt_match(const struct tunnel *t)
 	return false;
 }
 
-/* After the handshake: ALPN h2, and the peer is who it must be. The chain
- * itself was verified by wolfSSL against the trust bundle. */
+/* Why t's peer (identity in t->peer_id) may not be its peer, or NULL. */
+static const char *identity_refusal(struct tunnel *t)
+{
+	if (!t->peer_id[0])
+		return "peer certificate has no spiffe identity";
+	if (!t->server && strcmp(t->peer_id, t->want_id) != 0 && !alt_match(t))
+		return "server identity mismatch";
+	if (t->server && !hbone_trusted_peer(t, t->peer_id))
+		return "client identity outside the trust domain";
+	return NULL;
+}
+
+/* tls_check_peer's check: the identity is decided inside the handshake,
+ * so a refused peer gets a bad_certificate alert (as from rustls). */
+static int check_leaf(void *ctx, WOLFSSL_X509 *leaf)
+{
+	struct tunnel *t = ctx;
+	if (certs_x509_identity(leaf, t->peer_id, sizeof(t->peer_id)) < 0)
+		t->peer_id[0] = '\0';
+	t->why = identity_refusal(t);
+	return t->why == NULL;
+}
+
+/* After the handshake: ALPN h2, and (again, failing closed) the peer is
+ * who it must be. The chain itself was verified by wolfSSL against the
+ * trust bundle. */
 static int verify_peer(struct tunnel *t)
 {
 	if (!tls_alpn_h2(&t->tls)) {
 		t->why = "peer did not agree to ALPN h2";
 		return -EPROTO;
 	}
-	if (certs_peer_identity(t->tls.ssl, t->peer_id, sizeof(t->peer_id)) < 0) {
-		t->why = "peer certificate has no spiffe identity";
+	if (certs_peer_identity(t->tls.ssl, t->peer_id, sizeof(t->peer_id)) < 0)
+		t->peer_id[0] = '\0';
+	if ((t->why = identity_refusal(t)))
 		return -EACCES;
-	}
-	if (!t->server && strcmp(t->peer_id, t->want_id) != 0 && !alt_match(t)) {
-		t->why = "server identity mismatch";
-		return -EACCES;
-	}
-	if (t->server && !hbone_trusted_peer(t, t->peer_id)) {
-		t->why = "client identity outside the trust domain";
-		return -EACCES;
-	}
 	return 0;
 }
 
@@ -410,8 +426,15 @@ void tunnel_on_recv(struct tunnel *t, const struct io_uring_cqe *cqe)
 		return;
 	}
 	if (cqe->res <= 0) {
-		tunnel_close(t, cqe->res ? cqe->res : -ECONNRESET,
-			     cqe->res ? "tunnel read error" : "peer closed the tunnel");
+		int err = cqe->res ? cqe->res : -ECONNRESET;
+		if (!t->ready) {
+			/* A peer that hangs up on our handshake (a TLS 1.2-only
+			 * server may just close) failed it. */
+			t->why = "peer closed the tunnel during the handshake";
+			handshake_failed(t, err);
+		} else {
+			tunnel_close(t, err, cqe->res ? "tunnel read error" : "peer closed the tunnel");
+		}
 		tunnel_put(t);
 		return;
 	}
@@ -432,6 +455,15 @@ void tunnel_on_recv(struct tunnel *t, const struct io_uring_cqe *cqe)
 	}
 	if (t->ready) {
 		int err = pump_plaintext(t);
+		if (err < 0 && t->tls.last_error && !t->server && !t->peer_settings) {
+			/* TLS 1.3: the server checks our certificate after our side
+			 * of the handshake is done, and its refusal (an alert)
+			 * comes before any HTTP/2: the handshake failed. */
+			t->why = NULL;
+			handshake_failed(t, err);
+			tunnel_put(t);
+			return;
+		}
 		if (err < 0) {
 			tunnel_close(t, err, t->why);
 			tunnel_put(t);
@@ -501,8 +533,10 @@ void tunnel_accept(struct listener *l, int fd)
 	getsockname(fd, &t->local.sa, &len);
 	addr_unmap(&t->local);
 	int err = hbone_server_ctx(t, &ctx);
-	if (err == 0 && (err = tls_init(&t->tls, ctx, true)) == 0)
+	if (err == 0 && (err = tls_init(&t->tls, ctx, true)) == 0) {
+		tls_check_peer(&t->tls, check_leaf, t);
 		err = new_session(t);
+	}
 	if (err < 0) {
 		t->closing = true;
 		t->err = err;
@@ -597,9 +631,10 @@ struct tunnel *tunnel_get(struct worker *w, struct pod *pod, const struct local_
 	t->peer = *addr;
 	snprintf(t->want_id, sizeof(t->want_id), "%s", want);
 	snprintf(t->src_id, sizeof(t->src_id), "%s", src->id);
-	if ((*err = copy_alts(t, alt_key ? svc : NULL)) < 0 ||
-	    (*err = tls_init(&t->tls, src->client, false)) < 0 ||
-	    (*err = new_session(t)) < 0 || (*err = tunnel_connect(t)) < 0) {
+	if ((*err = copy_alts(t, alt_key ? svc : NULL)) == 0 &&
+	    (*err = tls_init(&t->tls, src->client, false)) == 0)
+		tls_check_peer(&t->tls, check_leaf, t);
+	if (*err < 0 || (*err = new_session(t)) < 0 || (*err = tunnel_connect(t)) < 0) {
 		t->closing = true;
 		t->err = *err;
 		t->why = "tunnel setup";

@@ -20,8 +20,11 @@
 #      SETTINGS reach A): every application connection still succeeds.
 #   d. a Rust server with the wrong identity: A sends an alert during the
 #      handshake (the server sees alert=BadCertificate) and the access line
-#      says response_flags=TLS_FAILURE; so does a TLS 1.2-only server and a
-#      server that does not agree to ALPN h2 (openssl s_server).
+#      says response_flags=TLS_FAILURE; so does a Rust server that refuses
+#      A's certificate (its alert comes after A's side of the TLS 1.3
+#      handshake, before any HTTP/2), a server that hangs up at once, a
+#      TLS 1.2-only server and one that does not agree to ALPN h2 (openssl
+#      s_server).
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -66,7 +69,7 @@ bad="$(zr_access B | grep -vc "src_identity=$ID_CLIENT .*up_bytes=262144 down_by
 out="$(rclient "$xdir" --authority "$S4:7000" --streams 1 --bytes 10)" &&
   fail "a client of trust domain other.example got through B: $out"
 log "other trust domain: $out"
-grep -q 'alert=BadCertificate' <<<"$out" ||
+grep -qE 'alert(=|: )BadCertificate' <<<"$out" ||
   fail "a client of another trust domain saw no bad_certificate alert from B: $out"
 wait_until 5 at_least 1 zr_count B 'msg="tls handshake failed" side=server .*error="client identity outside the trust domain"' ||
   fail "B did not log the trust-domain refusal: $(grep 'handshake failed' "$(zr_log B)")"
@@ -172,9 +175,40 @@ grep -q 'alert=BadCertificate' <<<"$line" || fail "Rust server: no bad_certifica
 grep -q 'msg="tls handshake failed" .*side=client .*error="server identity mismatch"' "$(zr_log A4)" ||
   fail "A4 did not log the identity mismatch: $(grep 'handshake failed' "$(zr_log A4)")"
 zr_stop A4
+
+# A server that does not trust A's CA: TLS 1.3 lets A finish its side of
+# the handshake first; the server's alert comes before any HTTP/2, and that
+# is still a failed handshake, not a failed upstream connection.
+hbone_certs "$E2E_TMP/ca2" server
+start_rserver --ca "$E2E_TMP/ca2/root-cert.pem"
+zr_start A7 "$NS_C" --config "$E2E_TMP/w.json" --certs "$certs"
+tls_refused A7
+wait_until 5 grep -q '^handshake .*result=fail' "$RS_LOG" || fail "Rust server logged no failed handshake"
+log "Rust server: $(grep '^handshake ' "$RS_LOG" | head -n1)"
+zr_stop A7
 kill "$RS_PID"
 wait_gone "$RS_PID" 50 || fail "Rust server did not stop"
 RS_PID=""
+
+# A server that hangs up at once, before any TLS.
+ip netns exec "$NS_S" "$PY" -c '
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 15008))
+s.listen(16)
+print("READY", flush=True)
+while True:
+    s.accept()[0].close()
+' "$S4" >"$E2E_TMP/hangup.out" 2>&1 &
+HU_PID=$!
+track "$HU_PID"
+wait_until 10 grep -qs READY "$E2E_TMP/hangup.out" || fail "hang-up server did not start"
+zr_start A8 "$NS_C" --config "$E2E_TMP/w.json" --certs "$certs"
+tls_refused A8
+zr_stop A8
+kill "$HU_PID"
+wait_gone "$HU_PID" 50 || fail "hang-up server did not stop"
 
 # openssl s_server NAME ARGS...: on the server pod's :15008.
 start_sserver() {

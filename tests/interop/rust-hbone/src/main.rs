@@ -78,6 +78,12 @@ fn why(e: &(dyn std::error::Error + 'static)) -> String {
                 other => format!("tls=\"{}\"", other),
             };
         }
+        if let Some(io) = x.downcast_ref::<h2::Error>().and_then(|h| h.get_io()) {
+            if let Some(inner) = io.get_ref() {
+                cur = Some(inner);
+                continue;
+            }
+        }
         if let Some(io) = x.downcast_ref::<std::io::Error>() {
             if let Some(inner) = io.get_ref() {
                 cur = Some(inner);
