@@ -14,6 +14,8 @@
 #      (zr_echocheck.py, SHA-256), and the Rust server's per-stream hashes
 #      match each way. (Before wolfSSL got --enable-ticket-nonce-malloc, A
 #      closed every tunnel with reason="tls error" right after the ticket.)
+#      Key exchange limited to X25519, P-256 or P-384 on either side works
+#      (through a HelloRetryRequest where the first key share differs).
 #   c. streams refused with REFUSED_STREAM (RFC 9113 8.7: not processed,
 #      safe to retry): a server that refuses its first 3 streams, and one
 #      that allows 1 stream at a time (the excess is refused before its
@@ -64,6 +66,14 @@ wait_until 5 at_least 50 zr_count B 'msg=access' || fail "B: $(zr_count B msg=ac
 bad="$(zr_access B | grep -vc "src_identity=$ID_CLIENT .*up_bytes=262144 down_bytes=262144 .*error=-" || true)"
 [ "$bad" -eq 0 ] || fail "B: $bad access lines not as expected: $(zr_access B | head -n2)"
 
+# Key exchange limited to one group: whatever the client's key share, the
+# handshake ends on that group (through a HelloRetryRequest when needed).
+for kx in secp256r1 secp384r1; do
+  out="$(rclient "$cdir" --authority "$S4:7000" --streams 2 --bytes 65536 --kx "$kx")" ||
+    fail "Rust client offering only $kx: $out"
+  log "ok: Rust client, $kx only: ${out##*$'\n'}"
+done
+
 # Another trust domain (same CA, so the chain verifies): B refuses it inside
 # the handshake with an alert.
 out="$(rclient "$xdir" --authority "$S4:7000" --streams 1 --bytes 10)" &&
@@ -73,7 +83,7 @@ grep -qE 'alert(=|: )BadCertificate' <<<"$out" ||
   fail "a client of another trust domain saw no bad_certificate alert from B: $out"
 wait_until 5 at_least 1 zr_count B 'msg="tls handshake failed" side=server .*error="client identity outside the trust domain"' ||
   fail "B did not log the trust-domain refusal: $(grep 'handshake failed' "$(zr_log B)")"
-[ "$(zr_count B 'msg=access')" -eq 50 ] || fail "B proxied something for the other trust domain"
+[ "$(zr_count B 'msg=access')" -eq 54 ] || fail "B proxied something for the other trust domain"
 zr_stop B
 
 # --- b: zring A against the Rust server -------------------------------------------------
@@ -130,6 +140,16 @@ errors="$(zr_access A | grep -vc ' error=-$' || true)"
 [ "$errors" -eq 0 ] || fail "A: $errors access lines carry an error: $(zr_access A | grep -v ' error=-$' | head -n2)"
 no_tunnel_errors A
 zr_stop A
+
+# The same with the server limited to one group, each on a new tunnel.
+for kx in x25519 secp256r1 secp384r1; do
+  start_rserver --kx "$kx"
+  zr_start "A-$kx" "$NS_C" --config "$E2E_TMP/w.json" --certs "$certs"
+  echocheck "A to a Rust server offering only $kx" --bytes 65536
+  grep -q '^tls .*alpn=h2$' "$RS_LOG" || fail "Rust server ($kx only): no handshake: $(cat "$RS_LOG")"
+  no_tunnel_errors "A-$kx"
+  zr_stop "A-$kx"
+done
 
 # --- c: REFUSED_STREAM is retried ----------------------------------------------------
 start_rserver --refuse-first 3

@@ -3,7 +3,7 @@
 //! TLS and HTTP/2 stacks it meets in a real mesh.
 //!
 //!   zr-hbone client --addr IP:PORT --cert F --key F --ca F --expect-id ID
-//!                   --authority IP:PORT [--streams N] [--bytes N]
+//!                   --authority IP:PORT [--streams N] [--bytes N] [--kx GROUP]
 //!       One TLS connection, N concurrent CONNECT streams on it; each sends
 //!       N bytes (its own pseudo-random sequence), half-closes, and reads
 //!       the echo to its end; sent and received bytes are compared by
@@ -12,12 +12,16 @@
 //!       stream came back intact.
 //!
 //!   zr-hbone server --listen IP:PORT --cert F --key F --ca F
-//!                   [--max-streams N] [--refuse-first N]
+//!                   [--max-streams N] [--refuse-first N] [--kx GROUP]
 //!       An HBONE server: CONNECT to :authority, 200 once connected, then
 //!       bytes both ways. Prints READY on stdout, then on stderr one `tls`
 //!       line per handshake and one `stream` line per stream (byte counts
 //!       and SHA-256 each way). --refuse-first resets the first N streams
 //!       with REFUSED_STREAM.
+//!
+//!   --kx x25519|secp256r1|secp384r1 limits key exchange to that group
+//!   (default: rustls's X25519, P-256, P-384), so that a peer whose first
+//!   key share is another group must answer a HelloRetryRequest.
 //!
 //! HTTP/2 settings are ztunnel's (src/proxy/h2/{client,server}.rs): 4 MiB
 //! stream and 16 MiB connection windows, 1 MiB frames, no push; the server
@@ -186,7 +190,8 @@ async fn one_stream(
 
 async fn client(a: Args) -> Result<(), String> {
     let addr: SocketAddr = a.get("addr")?.parse().map_err(|e| format!("--addr: {}", e))?;
-    let cfg = tls::client_config(&a.get("cert")?, &a.get("key")?, &a.get("ca")?, &a.get("expect-id")?)?;
+    let kx = a.0.get("kx").map(|s| s.as_str());
+    let cfg = tls::client_config(&a.get("cert")?, &a.get("key")?, &a.get("ca")?, &a.get("expect-id")?, kx)?;
     let authority = a.get("authority")?;
     let streams = a.num("streams", 1)?;
     let bytes = a.num("bytes", 65536)?;
@@ -429,7 +434,8 @@ async fn serve_conn(
 }
 
 async fn server(a: Args) -> Result<(), String> {
-    let cfg = tls::server_config(&a.get("cert")?, &a.get("key")?, &a.get("ca")?)?;
+    let kx = a.0.get("kx").map(|s| s.as_str());
+    let cfg = tls::server_config(&a.get("cert")?, &a.get("key")?, &a.get("ca")?, kx)?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
     let listen = a.get("listen")?;
     let max_streams = a.num("max-streams", 200)? as u32;

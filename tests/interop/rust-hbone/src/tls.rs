@@ -35,6 +35,20 @@ static SIG_ALGS: &[&webpki::SignatureAlgorithm] = &[
     &webpki::RSA_PKCS1_2048_8192_SHA512,
 ];
 
+/// Key-exchange groups: all three rustls offers (X25519 first, its only
+/// key share in a ClientHello), or only the one named, to make a peer that
+/// starts with another group go through HelloRetryRequest.
+fn kx_groups(only: Option<&str>) -> Result<Vec<&'static rustls::SupportedKxGroup>, String> {
+    let all = [&rustls::kx_group::X25519, &rustls::kx_group::SECP256R1, &rustls::kx_group::SECP384R1];
+    match only {
+        None => Ok(all.to_vec()),
+        Some("x25519") => Ok(vec![all[0]]),
+        Some("secp256r1") => Ok(vec![all[1]]),
+        Some("secp384r1") => Ok(vec![all[2]]),
+        Some(k) => Err(format!("--kx: unknown group {}", k)),
+    }
+}
+
 fn open(path: &str) -> Result<BufReader<File>, String> {
     File::open(path).map(BufReader::new).map_err(|e| format!("{}: {}", path, e))
 }
@@ -224,12 +238,12 @@ impl ClientCertVerifier for TrustDomainVerifier {
     }
 }
 
-pub fn client_config(cert: &str, key: &str, ca: &str, want: &str) -> Result<ClientConfig, String> {
+pub fn client_config(cert: &str, key: &str, ca: &str, want: &str, kx: Option<&str>) -> Result<ClientConfig, String> {
     let roots = load_certs(ca)?.into_iter().map(|c| c.0).collect();
     let verifier = Arc::new(IdentityVerifier { roots, want: want.to_string() });
     let mut cc = ClientConfig::builder()
         .with_cipher_suites(SUITES)
-        .with_safe_default_kx_groups()
+        .with_kx_groups(&kx_groups(kx)?)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| e.to_string())?
         .with_custom_certificate_verifier(verifier)
@@ -242,7 +256,7 @@ pub fn client_config(cert: &str, key: &str, ca: &str, want: &str) -> Result<Clie
     Ok(cc)
 }
 
-pub fn server_config(cert: &str, key: &str, ca: &str) -> Result<ServerConfig, String> {
+pub fn server_config(cert: &str, key: &str, ca: &str, kx: Option<&str>) -> Result<ServerConfig, String> {
     let chain = load_certs(cert)?;
     let ids = spiffe_ids(&chain[0].0);
     let td = ids.first().map(|i| trust_domain(i).to_string()).ok_or("own certificate has no spiffe identity")?;
@@ -252,7 +266,7 @@ pub fn server_config(cert: &str, key: &str, ca: &str) -> Result<ServerConfig, St
     });
     let mut sc = ServerConfig::builder()
         .with_cipher_suites(SUITES)
-        .with_safe_default_kx_groups()
+        .with_kx_groups(&kx_groups(kx)?)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| e.to_string())?
         .with_client_cert_verifier(verifier)
