@@ -246,6 +246,10 @@ ss_listening() { ip netns exec "$NS_S" ss -Htln "sport = :15008" | grep -q .; }
 start_sserver tls12 -tls1_2
 zr_start A5 "$NS_C" --config "$E2E_TMP/w.json" --certs "$certs"
 tls_refused A5
+# The metrics say the same: one connection closed with TLS_FAILURE.
+metrics_get "$NS_C"
+v="$(metric_value istio_tcp_connections_closed_total 'reporter="source",response_flags="TLS_FAILURE"')"
+[ "$v" = 1 ] || fail "A5: istio_tcp_connections_closed_total{response_flags=\"TLS_FAILURE\"} is '$v', want 1: $(grep connections_closed "$METRICS_FILE")"
 zr_stop A5
 kill "$SS_PID" 2>/dev/null || true
 wait_gone "$SS_PID" 50 || fail "openssl s_server did not stop"
