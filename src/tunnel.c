@@ -89,10 +89,45 @@ static void tunnel_free(struct tunnel *t)
 	w->fds_freed = true;
 }
 
+/* How long a tunnel whose handshake failed lingers (see linger_start). */
+#define LINGER_NS (1000 * 1000000ull)
+
+static void arm_linger_recv(struct tunnel *t)
+{
+	struct io_uring_sqe *sqe = ring_sqe_op(&t->w->ring, &t->op_recv);
+	io_uring_prep_recv(sqe, t->fd, t->rx, TUNNEL_RX_SIZE, 0);
+	t->recv_armed = true;
+	t->inflight++;
+}
+
+/* A failed handshake's last words. The alert wolfSSL queued goes out if it
+ * has not yet (a plain non-blocking send of a few dozen bytes), FIN follows
+ * it, and the socket stays open, reading and dropping what the peer still
+ * sends, until the peer closes or LINGER_NS pass. Closing at once would
+ * reset the connection as soon as the peer's next bytes arrive (a TLS 1.3
+ * client writes its first HTTP/2 bytes before it reads the server's
+ * verdict), and its failed write would hide the alert from it. */
+static void linger_start(struct tunnel *t)
+{
+	size_t len;
+	const uint8_t *p = tls_out_begin(&t->tls, &len);
+	if (p)
+		(void)!send(t->fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	shutdown(t->fd, SHUT_WR);
+	t->lingering = true;
+	t->linger_since_ns = t->w->now_ns;
+	arm_linger_recv(t);
+}
+
 void tunnel_put(struct tunnel *t)
 {
-	if (t->closing && t->inflight == 0)
-		tunnel_free(t);
+	if (!t->closing || t->inflight)
+		return;
+	if (t->tls_failed && !t->lingering && t->fd >= 0 && !t->w->draining) {
+		linger_start(t);
+		return;
+	}
+	tunnel_free(t);
 }
 
 /* Resets every stream's conn; the conns detach themselves. */
@@ -422,6 +457,8 @@ void tunnel_on_recv(struct tunnel *t, const struct io_uring_cqe *cqe)
 	t->recv_armed = false;
 	t->inflight--;
 	if (t->closing) {
+		if (t->lingering && cqe->res > 0 && !t->linger_cancelled)
+			arm_linger_recv(t);	/* dropped: the tunnel is over */
 		tunnel_put(t);
 		return;
 	}
@@ -480,6 +517,8 @@ void tunnel_on_send(struct tunnel *t, const struct io_uring_cqe *cqe)
 	t->send_armed = false;
 	t->inflight--;
 	if (t->closing) {
+		/* What went, went (farewell sends the rest of an alert). */
+		tls_out_done(&t->tls, cqe->res > 0 ? (size_t)cqe->res : 0);
 		tunnel_put(t);
 		return;
 	}
@@ -765,6 +804,11 @@ void tunnel_tick(struct worker *w)
 	struct tunnel *t = w->tunnels;
 	while (t) {
 		struct tunnel *next = t->next;
+		if (t->lingering && !t->linger_cancelled && t->inflight &&
+		    (w->draining || w->now_ns - t->linger_since_ns >= LINGER_NS)) {
+			t->linger_cancelled = true;
+			ring_cancel_fd(&w->ring, t->fd);
+		}
 		if (!t->closing && check_liveness(t)) {
 			t = next;
 			continue;

@@ -66,6 +66,9 @@ struct tunnel {
 	bool in_h2;
 	bool flush_due;
 	bool peer_settings;		/* the peer's SETTINGS arrived: its limits are known */
+	bool lingering;			/* handshake failed: alert sent, reading until the peer closes */
+	bool linger_cancelled;
+	uint64_t linger_since_ns;
 	uint8_t *rx;
 	union addr peer;
 	union addr local;
