@@ -6,8 +6,10 @@
 #   a. the Rust HBONE *client* -> zring B's :15008: 50 concurrent CONNECT
 #      streams on one TLS connection, 256 KiB each way per stream, echoed
 #      and compared by SHA-256; B logs 50 clean access lines with the
-#      client's identity. A client of another trust domain gets a TLS alert
-#      (bad_certificate) from B's handshake, not a reset after it.
+#      client's identity. Key exchange limited to P-256 or P-384 works, and
+#      so does a KeyUpdate (B answers one that asks). A client of another
+#      trust domain gets a TLS alert (bad_certificate) from B's handshake,
+#      not a reset after it.
 #   b. zring A -> the Rust HBONE *server* (rustls's defaults: it sends a
 #      NewSessionTicket with a 32-byte nonce after every handshake): bytes
 #      through A, the Rust server and an echo server come back intact
@@ -73,6 +75,17 @@ for kx in secp256r1 secp384r1; do
     fail "Rust client offering only $kx: $out"
   log "ok: Rust client, $kx only: ${out##*$'\n'}"
 done
+
+# A post-handshake KeyUpdate that asks for one back (rustls sends one when
+# a key nears its AES-GCM limit; openssl s_client's "K"): B answers with
+# its own and the tunnel carries on.
+out="$({ sleep 0.5; echo K; sleep 0.3; printf 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'; sleep 0.5; } |
+  timeout 10 ip netns exec "$NS_C" openssl s_client -connect "$S4:15008" -tls1_3 -alpn h2 -msg \
+    -cert "$cdir/cert-chain.pem" -key "$cdir/key.pem" -CAfile "$certs/root-cert.pem" 2>&1 |
+  grep -a 'KeyUpdate' || true)"
+grep -q '^<<< TLS 1.3, Handshake .*KeyUpdate' <<<"$out" || fail "B did not answer a KeyUpdate request: $out"
+log "ok: KeyUpdate: $(tr '\n' ' ' <<<"$out")"
+[ "$(zr_count B 'tls error')" -eq 0 ] || fail "B: tls error after a KeyUpdate: $(grep 'tls error' "$(zr_log B)")"
 
 # Another trust domain (same CA, so the chain verifies): B refuses it inside
 # the handshake with an alert.
