@@ -17,7 +17,8 @@
 #      match each way. (Before wolfSSL got --enable-ticket-nonce-malloc, A
 #      closed every tunnel with reason="tls error" right after the ticket.)
 #      Key exchange limited to X25519, P-256 or P-384 on either side works
-#      (through a HelloRetryRequest where the first key share differs).
+#      (through a HelloRetryRequest where the first key share differs), and
+#      so do RSA identities (RSA-PSS) both ways.
 #   c. streams refused with REFUSED_STREAM (RFC 9113 8.7: not processed,
 #      safe to retry): a server that refuses its first 3 streams, and one
 #      that allows 1 stream at a time (the excess is refused before its
@@ -99,6 +100,20 @@ wait_until 5 at_least 1 zr_count B 'msg="tls handshake failed" side=server .*err
 [ "$(zr_count B 'msg=access')" -eq 54 ] || fail "B proxied something for the other trust domain"
 zr_stop B
 
+# RSA identities (TLS 1.3 signs with RSA-PSS) on both sides.
+rsa="$E2E_TMP/rsa"
+cp -a "$certs" "$rsa"
+certs_sh rotate "$rsa" --ns default --sa client --key rsa >/dev/null
+certs_sh rotate "$rsa" --ns default --sa server --key rsa >/dev/null
+rcdir="$rsa/cluster.local/ns/default/sa/client"
+rsdir="$rsa/cluster.local/ns/default/sa/server"
+zr_start Brsa "$NS_S" --config "$E2E_TMP/w.json" --certs "$rsa"
+out="$(ip netns exec "$NS_C" "$RH" client --addr "$S4:15008" --cert "$rcdir/cert-chain.pem" \
+  --key "$rcdir/key.pem" --ca "$rsa/root-cert.pem" --expect-id "$ID_SERVER" \
+  --authority "$S4:7000" --streams 2 --bytes 65536 2>&1)" || fail "Rust client, RSA identities: $out"
+log "ok: Rust client, RSA identities: ${out##*$'\n'}"
+zr_stop Brsa
+
 # --- b: zring A against the Rust server -------------------------------------------------
 install_capture_in "$NS_C"
 start_echo 9000
@@ -163,6 +178,12 @@ for kx in x25519 secp256r1 secp384r1; do
   no_tunnel_errors "A-$kx"
   zr_stop "A-$kx"
 done
+
+start_rserver --cert "$rsdir/cert-chain.pem" --key "$rsdir/key.pem" --ca "$rsa/root-cert.pem"
+zr_start A-rsa "$NS_C" --config "$E2E_TMP/w.json" --certs "$rsa"
+echocheck "A to the Rust server, RSA identities" --bytes 65536
+no_tunnel_errors A-rsa
+zr_stop A-rsa
 
 # --- c: REFUSED_STREAM is retried ----------------------------------------------------
 start_rserver --refuse-first 3
