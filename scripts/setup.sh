@@ -9,7 +9,10 @@
 #   2. builds wolfSSL 5.5.4 from Debian's own source package with AES-NI and
 #      the Intel assembly enabled, into .cache/wolfssl (git-ignored), which the
 #      meson build prefers over the system library. If that build fails, the
-#      system libwolfssl is used and a loud warning says so.
+#      system libwolfssl is used and a loud warning says so;
+#   3. builds tests/interop/rust-hbone (an HBONE client and server on rustls
+#      and h2, ztunnel's libraries) offline from Debian's packaged crates into
+#      .cache/rust-hbone, for the e2e scenario hbone-rustls.
 #
 # Environment: ZRING_CACHE overrides the cache folder; ZRING_SKIP_WOLFSSL=1
 # skips step 2 (the system wolfSSL is used).
@@ -21,7 +24,7 @@ prefix="$cache/wolfssl"
 
 packages=(
   build-essential pkg-config meson ninja-build clang libclang-rt-14-dev openssl
-  liburing-dev libwolfssl-dev libcjson-dev libnghttp2-dev libhttp-parser-dev libcriterion-dev
+  liburing-dev libwolfssl-dev libcjson-dev libyaml-dev libnghttp2-dev libhttp-parser-dev libcriterion-dev
   dpkg-dev autoconf automake libtool
   iproute2 iptables procps psmisc python3 python3-h2 curl
   haproxy iperf3 wrk nginx
@@ -38,6 +41,15 @@ packages_bare=(prometheus)
 deploy_tools="$root/tests/deploy"
 if [ -f "$deploy_tools/package-lock.json" ] && ! command -v npm >/dev/null; then
   packages+=(nodejs npm)
+fi
+
+# tests/interop/rust-hbone: Debian's Rust toolchain and the crates ztunnel is
+# built on (the image build has no tests/interop and skips this too).
+rust_hbone="$root/tests/interop/rust-hbone"
+if [ -f "$rust_hbone/Cargo.toml" ]; then
+  packages+=(cargo rustc librust-h2-dev librust-tokio-rustls-dev librust-rustls-dev
+             librust-rustls-pemfile-dev librust-webpki-dev librust-tokio-dev
+             librust-sha2-dev librust-http-dev librust-bytes-dev librust-futures-util-dev)
 fi
 
 say() { printf '[setup] %s\n' "$*" >&2; }
@@ -79,13 +91,16 @@ install_packages() {
 # and RSA (--enable-sp --enable-sp-asm: a full mutual TLS 1.3 handshake
 # costs the server 1.1 ms of CPU instead of 2.7); the stamp records them so
 # a change rebuilds.
+# --enable-ticket-nonce-malloc: rustls (ztunnel) sends TLS 1.3
+# NewSessionTicket nonces of 32 bytes; without it wolfSSL takes at most 8
+# and fails the connection on the first ticket ("Protocol error").
 # LARGE_STATIC_BUFFERS gives each session full-record static I/O buffers:
 # without it wolfSSL allocates, zeroes and frees a buffer for every 16 KiB
 # record it reads (measured: ~11% of an HBONE server's CPU in ForceZero).
 wolfssl_flags=(
   CPPFLAGS=-DLARGE_STATIC_BUFFERS
   --enable-distro --enable-aesni --enable-intelasm --enable-sp --enable-sp-asm
-  --enable-tls13 --enable-alpn --enable-sni
+  --enable-tls13 --enable-alpn --enable-sni --enable-ticket-nonce-malloc
   --enable-certgen --enable-certreq --enable-certext --enable-keygen
   --disable-examples --disable-crypttests --disable-shared --enable-static
 )
@@ -135,6 +150,8 @@ build_wolfssl() {
   ) || { say "wolfSSL build failed; logs in $work"; return 1; }
   grep -q 'define WOLFSSL_AESNI' "$prefix/include/wolfssl/options.h" || {
     say "local wolfSSL has no AES-NI"; return 1; }
+  grep -q 'define WOLFSSL_TICKET_NONCE_MALLOC' "$prefix/include/wolfssl/options.h" || {
+    say "local wolfSSL cannot take rustls's session tickets"; return 1; }
   echo "$want" >"$stamp"
   rm -rf "$work"
   say "wolfSSL (AES-NI) ready in $prefix"
@@ -156,8 +173,15 @@ install_deploy_tools() {
   cp "$deploy_tools/package-lock.json" "$dir/.zring-stamp"
 }
 
+build_rust_hbone() {
+  [ -f "$rust_hbone/Cargo.toml" ] || return 0
+  say "building tests/interop/rust-hbone (offline, Debian's crates; ~2 minutes once)"
+  ZRING_CACHE="$cache" "$rust_hbone/build.sh" >/dev/null
+}
+
 install_packages
 install_deploy_tools
+build_rust_hbone
 if [ "${ZRING_SKIP_WOLFSSL:-0}" = 1 ]; then
   say "ZRING_SKIP_WOLFSSL=1: using the system wolfSSL"
 elif ! build_wolfssl; then
@@ -166,7 +190,9 @@ elif ! build_wolfssl; then
 [setup] ************************************************************
 [setup] WARNING: could not build the AES-NI wolfSSL. Falling back to
 [setup] Debian's libwolfssl, which has no AES-NI: TLS will be ~30x
-[setup] slower. See the logs above and re-run scripts/setup.sh.
+[setup] slower, and it fails every tunnel to a rustls (ztunnel) server
+[setup] at its first session ticket. See the logs above and re-run
+[setup] scripts/setup.sh.
 [setup] ************************************************************
 WARN
 fi

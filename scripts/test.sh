@@ -37,7 +37,7 @@ export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:${UBSAN_OPTIONS:-}"
 run_suites build-asan
 
-echo "== fuzzing (config parser, HBONE requests) =="
+echo "== fuzzing (config parser: JSON and YAML; HBONE requests) =="
 ZRING_FUZZ_SECONDS="${ZRING_FUZZ_SECONDS:-30}" "$root/scripts/fuzz.sh"
 
 echo "== all tests passed =="

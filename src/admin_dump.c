@@ -2,7 +2,8 @@
  * GET /config_dump: the snapshot zring routes with, as JSON. The "config"
  * member is config_to_json's (it loads again as a workload file); around
  * it, what the snapshot adds: its version, when and from where it was
- * loaded, and the certificates' identities and validity (never a key).
+ * loaded, the file's warnings (what is valid but worth a look), and the
+ * certificates' identities and validity (never a key).
  *
  * The document is written piece by piece (admin_dump_next): first the
  * snapshot's own members, then "config" one workload, service and policy
@@ -88,6 +89,28 @@ static cJSON *certs_json(const struct certstore *cs)
 	return NULL;
 }
 
+/* The snapshot's warnings: [{"line", "column", "path", "message"}], and
+ * how many were found in all (more than are kept past 100). */
+static cJSON *warnings_json(const struct config *cfg)
+{
+	cJSON *a = cJSON_CreateArray();
+	bool ok = a != NULL;
+	for (size_t i = 0; ok && i < cfg->nwarnings; i++) {
+		const struct config_error *w = &cfg->warnings[i];
+		cJSON *o = cJSON_CreateObject();
+		ok = o && add(o, "line", cJSON_CreateNumber(w->line)) &&
+		     add(o, "column", cJSON_CreateNumber(w->col)) &&
+		     add(o, "path", cJSON_CreateString(w->path)) &&
+		     add(o, "message", cJSON_CreateString(w->msg)) && cJSON_AddItemToArray(a, o);
+		if (!ok)
+			cJSON_Delete(o);
+	}
+	if (ok)
+		return a;
+	cJSON_Delete(a);
+	return NULL;
+}
+
 /* The document's members but "config" (written after them, piece by
  * piece); with no snapshot, the whole document. */
 static cJSON *dump_json(const struct snapshot *s)
@@ -105,6 +128,8 @@ static cJSON *dump_json(const struct snapshot *s)
 		     add_time(root, "loadedAt", s->loaded_at_ms) &&
 		     add(root, "source", src && *src ? cJSON_CreateString(src) :
 						       cJSON_CreateNull()) &&
+		     add(root, "warningsTotal", cJSON_CreateNumber((double)s->cfg->warnings_total)) &&
+		     add(root, "warnings", warnings_json(s->cfg)) &&
 		     add(root, "certificates", certs_json(s->certs));
 	}
 	if (ok)

@@ -80,6 +80,11 @@ static int x509_spiffe(WOLFSSL_X509 *x509, char *buf, size_t len)
 	return err;
 }
 
+int certs_x509_identity(WOLFSSL_X509 *x509, char *buf, size_t len)
+{
+	return x509_spiffe(x509, buf, len);
+}
+
 int certs_peer_identity(WOLFSSL *ssl, char *buf, size_t len)
 {
 	WOLFSSL_X509 *x = wolfSSL_get_peer_certificate(ssl);

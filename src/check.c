@@ -14,8 +14,9 @@
 static void usage(FILE *f)
 {
 	fputs("Usage: zring check [-q] FILE\n"
-	      "Validate a workload config (JSON, ztunnel local-config fields; see\n"
-	      "docs/config.md) without starting. FILE may be - for stdin.\n"
+	      "Validate a workload config (JSON or YAML, ztunnel local-config fields;\n"
+	      "see docs/config.md) without starting. FILE may be - for stdin.\n"
+	      "Warnings (what is valid but worth a look) go to stderr.\n"
 	      "\n"
 	      "  -q, --quiet   print nothing when the file is valid\n"
 	      "  -h, --help    this help\n"
@@ -95,6 +96,8 @@ void check_summary(const struct config *cfg, const char *source, FILE *out)
 	summary_services(cfg, out);
 	summary_policies(cfg, out);
 	fprintf(out, "  namespaces  %zu\n", count_namespaces(cfg));
+	if (cfg->warnings_total)
+		fprintf(out, "  warnings    %zu (valid; listed on stderr)\n", cfg->warnings_total);
 }
 
 int check_run(const char *path, bool quiet, FILE *out, FILE *err)
@@ -110,8 +113,10 @@ int check_run(const char *path, bool quiet, FILE *out, FILE *err)
 		config_errors_free(&errs);
 		return 1;
 	}
-	if (!quiet)
+	if (!quiet) {
 		check_summary(cfg, path, out);
+		config_warnings_print(cfg, path, err);
+	}
 	config_unref(cfg);
 	config_errors_free(&errs);
 	return 0;

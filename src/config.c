@@ -69,6 +69,26 @@ void config_errors_print(const struct config_errors *e, const char *source, FILE
 			e->dropped == 1 ? "" : "s");
 }
 
+void config_warnings_print(const struct config *cfg, const char *source, FILE *f)
+{
+	if (!source)
+		source = cfg->source && *cfg->source ? cfg->source : "-";
+	for (size_t i = 0; i < cfg->nwarnings; i++) {
+		const struct config_error *x = &cfg->warnings[i];
+		fputs(source, f);
+		if (x->line)
+			fprintf(f, ":%u:%u", x->line, x->col);
+		fputs(": ", f);
+		if (*x->path)
+			fprintf(f, "%s: ", x->path);
+		fprintf(f, "warning: %s\n", x->msg);
+	}
+	if (cfg->warnings_total > cfg->nwarnings)
+		fprintf(f, "%s: %zu more warning%s not shown\n", source,
+			cfg->warnings_total - cfg->nwarnings,
+			cfg->warnings_total - cfg->nwarnings == 1 ? "" : "s");
+}
+
 /* One error with no JSON path; returns err (or -ENOMEM). */
 static int one_error(struct config_errors *errs, int err, unsigned line, unsigned col,
 		     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -153,6 +173,15 @@ static int parse_json(const char *buf, size_t len, cJSON **root, struct config_e
 
 /* ---- positions and order of errors ---- */
 
+/* Where the nodes of a parsed tree are: found in the JSON text afterwards,
+ * or recorded by the YAML reader as it built the tree. */
+struct positions {
+	const char *buf;
+	size_t len;
+	const struct json_pos_req *table;	/* YAML: every node, sorted; NULL for JSON */
+	size_t ntable;
+};
+
 struct sorted_error {
 	struct config_error e;
 	unsigned seq;
@@ -168,22 +197,38 @@ static int sorted_error_cmp(const void *a, const void *b)
 	return (x->seq > y->seq) - (x->seq < y->seq);
 }
 
-/* Give each error its line:column, then sort them by position. */
-static void place_errors(struct vctx *c, const char *buf, size_t len)
+static void resolve(const struct positions *pos, const cJSON *root, struct json_pos_req *reqs,
+		    size_t n)
 {
-	struct config_errors *errs = c->errs;
+	if (!pos->table) {
+		json_resolve_positions(pos->buf, pos->len, root, reqs, n);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct json_pos_req *r = bsearch(&reqs[i], pos->table, pos->ntable,
+						       sizeof(*r), json_pos_req_cmp);
+		if (r)
+			reqs[i] = *r;
+	}
+}
+
+/* Give each entry of errs (errors or warnings, recorded with refs) its
+ * line:column, then sort them by position. */
+static void place_errors(struct config_errors *errs, const struct verr_ref *refs,
+			 const cJSON *root, const struct positions *pos)
+{
 	size_t n = errs->n;
 	struct json_pos_req *reqs = calloc(n, sizeof(*reqs));
 	struct sorted_error *s = calloc(n, sizeof(*s));
 	if (!reqs || !s)
 		goto out;
 	for (size_t i = 0; i < n; i++)
-		reqs[i].node = c->refs[i].node;
+		reqs[i].node = refs[i].node;
 	qsort(reqs, n, sizeof(*reqs), json_pos_req_cmp);
-	json_resolve_positions(buf, len, c->root, reqs, n);
+	resolve(pos, root, reqs, n);
 	for (size_t i = 0; i < n; i++) {
 		struct config_error *e = &errs->v[i];
-		const struct verr_ref *ref = &c->refs[i];
+		const struct verr_ref *ref = &refs[i];
 		struct json_pos_req key = { .node = ref->node };
 		const struct json_pos_req *r =
 			ref->node ? bsearch(&key, reqs, n, sizeof(*reqs), json_pos_req_cmp) : NULL;
@@ -212,7 +257,26 @@ static void config_free(struct config *cfg)
 	free(cfg);
 }
 
-static int validate(const char *buf, size_t len, cJSON *root, const char *source,
+/* Move the warnings, placed and sorted, into the snapshot's arena. */
+static void keep_warnings(struct vctx *c, const cJSON *root, const struct positions *pos)
+{
+	struct config *cfg = c->cfg;
+	struct config_errors *w = &c->warns;
+	cfg->warnings_total = w->n + w->dropped;
+	if (!w->n)
+		return;
+	place_errors(w, c->wrefs, root, pos);
+	cfg->warnings = vnew(c, w->n, sizeof(*cfg->warnings));
+	for (size_t i = 0; cfg->warnings && i < w->n; i++) {
+		cfg->warnings[i] = (struct config_error){
+			.line = w->v[i].line, .col = w->v[i].col,
+			.path = vdup(c, w->v[i].path), .msg = vdup(c, w->v[i].msg),
+		};
+		cfg->nwarnings += cfg->warnings[i].path && cfg->warnings[i].msg;
+	}
+}
+
+static int validate(const struct positions *pos, cJSON *root, const char *source,
 		    struct config **out, struct config_errors *errs)
 {
 	struct config *cfg = calloc(1, sizeof(*cfg));
@@ -233,34 +297,67 @@ static int validate(const char *buf, size_t len, cJSON *root, const char *source
 	if (!c->oom)
 		model_parse(c, root);
 	model_validate(c);
+	if (!c->oom && !errs->n && !errs->dropped)
+		keep_warnings(c, root, pos);
 	if (c->oom)
 		err = one_error(errs, -ENOMEM, 0, 0, "out of memory");
 	else if (errs->n || errs->dropped)
 		err = -EINVAL;
 	if (errs->n && !c->oom)
-		place_errors(c, buf, len);
+		place_errors(errs, c->refs, root, pos);
 	if (err)
 		config_free(cfg);
 	else
 		*out = cfg;
+	config_errors_free(&c->warns);
 	free(c);
 	return err;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+	return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+enum config_format config_format_of(const char *source, const char *buf, size_t len)
+{
+	if (source && ends_with(source, ".json"))
+		return CONFIG_JSON;
+	if (source && (ends_with(source, ".yaml") || ends_with(source, ".yml")))
+		return CONFIG_YAML;
+	for (size_t i = json_bom_len(buf, len); i < len; i++) {
+		if (strchr(" \t\r\n", buf[i]) && buf[i])
+			continue;
+		return buf[i] == '{' || buf[i] == '[' ? CONFIG_JSON : CONFIG_YAML;
+	}
+	return CONFIG_JSON;	/* empty: JSON's "empty document" error */
 }
 
 int config_parse(const char *buf, size_t len, const char *source, struct config **out,
 		 struct config_errors *errs)
 {
+	struct positions pos = { buf, len, NULL, 0 };
+	struct json_pos_req *table = NULL;
 	cJSON *root;
+	int err;
+
 	memset(errs, 0, sizeof(*errs));
 	*out = NULL;
 	if (len > CONFIG_MAX_BYTES)
 		return one_error(errs, -EINVAL, 0, 0, "input is %zu bytes; the limit is %u bytes",
 				 len, CONFIG_MAX_BYTES);
-	int err = parse_json(buf, len, &root, errs);
+	if (config_format_of(source, buf, len) == CONFIG_YAML) {
+		err = yaml_to_json(buf, len, &root, &table, &pos.ntable, errs);
+		pos.table = table;
+	} else {
+		err = parse_json(buf, len, &root, errs);
+	}
 	if (err)
 		return err;
-	err = validate(buf, len, root, source, out, errs);
+	err = validate(&pos, root, source, out, errs);
 	cJSON_Delete(root);
+	free(table);
 	return err;
 }
 

@@ -212,6 +212,29 @@ void verr_path(struct vctx *c, const cJSON *node, bool at_key, const char *path,
 	va_end(ap);
 }
 
+/* errs_add keeps CONFIG_MAX_ERRORS entries; warnings use the same list. */
+_Static_assert(CONFIG_MAX_WARNINGS == CONFIG_MAX_ERRORS, "warnings use an error list");
+
+void vwarn_path(struct vctx *c, const cJSON *node, bool at_key, const char *path,
+		const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	if (c->warns.n >= CONFIG_MAX_WARNINGS) {
+		c->warns.dropped++;	/* only counted: no message to format */
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	int i = errs_add(&c->warns, 0, 0, path, msg);
+	if (i == -ENOMEM)
+		c->oom = true;
+	if (i < 0)
+		return;	/* counted in warns.dropped */
+	c->wrefs[i] = (struct verr_ref){ .node = node, .at_key = at_key, .seq = c->seq++ };
+}
+
 /* ---- typed values ---- */
 
 const char *json_type_name(const cJSON *v)

@@ -4,6 +4,8 @@
  *   config.c           public API: parse, load, errors, references
  *   config_json.c      what cJSON does not check (UTF-8, NUL, numbers,
  *                      depth) and the line:column of any cJSON node
+ *   config_yaml.c      YAML (libyaml) into the same cJSON tree, with the
+ *                      line:column of every node
  *   config_fields.c    the validation context: arena, JSON paths, errors,
  *                      typed values, table-driven objects
  *   config_shapes.c    names, hostnames, addresses, CIDRs, VIPs
@@ -66,6 +68,21 @@ void json_resolve_positions(const char *buf, size_t len, const cJSON *root,
 			    struct json_pos_req *reqs, size_t n);
 int json_pos_req_cmp(const void *a, const void *b);
 
+/* ---- YAML text (config_yaml.c) ---- */
+
+/*
+ * Read one YAML document into the cJSON tree the same content written as
+ * JSON would give (YAML 1.2 core schema scalars; mapping keys as strings),
+ * with the position of every node in *pos (*npos of them, sorted as
+ * json_pos_req_cmp sorts; the caller frees it). Refused with one error in
+ * errs: syntax, aliases, unknown tags, more than one document, complex
+ * keys, NUL in a string, nesting past CONFIG_MAX_DEPTH, more than
+ * CONFIG_MAX_TOKENS values and keys. Returns 0, -EINVAL or -ENOMEM;
+ * *root and *pos are NULL on failure.
+ */
+int yaml_to_json(const char *buf, size_t len, cJSON **root, struct json_pos_req **pos,
+		 size_t *npos, struct config_errors *errs);
+
 /* ---- errors (config.c) ---- */
 
 /* Append an error (copies path and msg). Returns its index, -1 if it was
@@ -87,6 +104,8 @@ struct vctx {
 	struct config *cfg;
 	struct config_errors *errs;
 	struct verr_ref refs[CONFIG_MAX_ERRORS];
+	struct config_errors warns;	/* moved into cfg when the file is valid */
+	struct verr_ref wrefs[CONFIG_MAX_WARNINGS];
 	unsigned seq;
 	bool oom;
 	const cJSON *root;
@@ -105,6 +124,10 @@ void verr_path(struct vctx *c, const cJSON *node, bool at_key, const char *path,
 	       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 void verr_v(struct vctx *c, const cJSON *node, bool at_key, const char *path,
 	    const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+
+/* Record a warning (valid, worth reporting) at `node` with this path. */
+void vwarn_path(struct vctx *c, const cJSON *node, bool at_key, const char *path,
+		const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* s quoted and escaped for a message, cut at ~80 bytes; slot 0 or 1. */
 const char *vq(struct vctx *c, int slot, const char *s);

@@ -275,6 +275,12 @@ static void workload_parse(struct vctx *c, const cJSON *v, void *obj)
 	w->capacity = 1;
 	vobject(c, v, workload_fields, sizeof(workload_fields) / sizeof(workload_fields[0]), w);
 	workload_defaults(c, w);
+	const cJSON *sa = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, "serviceAccount") :
+					      NULL;
+	if (cJSON_IsObject(v) && (!sa || (cJSON_IsString(sa) && !*sa->valuestring)))
+		vwarn_path(c, v, false, c->path, "no serviceAccount: the identity is %s",
+			   c->warns.n < CONFIG_MAX_WARNINGS ?
+			   vq(c, 0, w->identity ? w->identity : "") : "");
 }
 
 /* ---- services ---- */
@@ -348,32 +354,46 @@ static void svc_ports(struct vctx *c, const cJSON *v, void *obj)
 	vport_map(c, v, &s->ports, &s->nports);
 }
 
-static void v_endpoint_ports(struct vctx *c, const cJSON *v, void *obj)
+static void ep_ports(struct vctx *c, const cJSON *v, void *obj)
 {
-	vport_map(c, v, NULL, NULL);
+	struct service_endpoint *e = obj;
+	vport_map(c, v, &e->ports, &e->nports);
 }
 
-static void v_endpoint(struct vctx *c, const cJSON *v, void *obj)
+static void v_endpoint(struct vctx *c, const cJSON *v, struct service_endpoint *e)
 {
 	static const struct field f[] = {
-		FIELD_SKIP("workloadUid", FT_ID, FIELD_REQUIRED),
-		FIELD_FN("port", FIELD_REQUIRED, v_endpoint_ports),
-		FIELD_SKIP_ENUM("status", FIELD_REQUIRED, status_names),
+		FIELD_AT("workloadUid", FT_ID, FIELD_REQUIRED, struct service_endpoint,
+			 workload_uid),
+		FIELD_FN("port", FIELD_REQUIRED, ep_ports),
+		FIELD_ENUM("status", FIELD_REQUIRED, struct service_endpoint, status,
+			   status_names),
 	};
-	vobject(c, v, f, sizeof(f) / sizeof(f[0]), NULL);
+	vobject(c, v, f, sizeof(f) / sizeof(f[0]), e);
 }
 
-/* endpoints: {"uid": Endpoint}; validated, not used (zring derives a
- * service's endpoints from the workloads' services maps). */
+/* endpoints: {"key": Endpoint}; ztunnel keys them by workload uid. Each
+ * names a workload the service sends to besides those that select it
+ * (config_validate.c derives the endpoints). */
 static void svc_endpoints(struct vctx *c, const cJSON *v, void *obj)
 {
+	struct service *s = obj;
+	size_t n = 0;
 	if (!vobject_type(c, v))
 		return;
 	vdup_keys(c, v);
-	for (const cJSON *m = v->child; m; m = m->next) {
+	for (const cJSON *m = v->child; m; m = m->next)
+		n++;
+	s->listed = vnew(c, n, sizeof(*s->listed));
+	for (const cJSON *m = v->child; m && s->listed; m = m->next) {
 		size_t mark = path_mark(c);
+		struct service_endpoint *e = &s->listed[s->nlisted];
 		path_key(c, m->string);
-		v_endpoint(c, m, NULL);
+		v_endpoint(c, m, e);
+		if (e->workload_uid)
+			s->nlisted++;
+		else
+			*e = (struct service_endpoint){ 0 };
 		path_reset(c, mark);
 	}
 }
@@ -501,7 +521,7 @@ void model_parse(struct vctx *c, const cJSON *root)
 		FIELD_FN("policies", 0, top_policies),
 	};
 	if (!cJSON_IsObject(root)) {
-		verr(c, root, false, "expected a JSON object with \"workloads\", \"services\" "
+		verr(c, root, false, "expected an object with \"workloads\", \"services\" "
 		     "and \"policies\", got %s", json_type_name(root));
 		return;
 	}

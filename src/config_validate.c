@@ -1,9 +1,11 @@
 /*
  * Checks across objects, once every object has been read on its own:
  * unique uids, addresses, service hostnames, policy names and VIP:ports;
- * VIPs that are also workload addresses; references to policies; and the
- * derived data (each service's endpoints), with "a service that selects no
- * workload" as an error.
+ * VIPs that are also workload addresses; and the derived data (each
+ * service's endpoints). What a healthy cluster produces is only reported,
+ * as a warning: a service that selects no workload, a workload naming a
+ * service or policy not in the file (yet), a policy that applies to no
+ * workload.
  *
  * Everything is sort-and-scan (O(n log n)), never pairwise, so a large or
  * hostile file costs little. Errors point at the later of two clashing
@@ -21,6 +23,16 @@ static bool errs_full(struct vctx *c)
 	if (c->errs->n < CONFIG_MAX_ERRORS)
 		return false;
 	c->errs->dropped++;
+	return true;
+}
+
+/* Past CONFIG_MAX_WARNINGS a warning is only counted: callers check this
+ * before looking for its node, so that finding nodes stays bounded. */
+static bool warns_full(struct vctx *c)
+{
+	if (c->warns.n < CONFIG_MAX_WARNINGS)
+		return false;
+	c->warns.dropped++;
 	return true;
 }
 
@@ -401,9 +413,26 @@ static void check_vip_ports(struct vctx *c)
 
 /* ---- endpoints and references ---- */
 
+/* A workload's service that is not in the file: allowed (it may come
+ * later, as in ztunnel), reported at the key. */
+static void warn_missing_service(struct vctx *c, size_t w, const char *key)
+{
+	if (warns_full(c))
+		return;
+	const cJSON *svcs = jfield(c, "workloads", w, "services");
+	size_t mark = path_mark(c);
+	path_field(c, "workloads");
+	path_index(c, w);
+	path_field(c, "services");
+	path_key(c, key);
+	vwarn_path(c, cJSON_GetObjectItemCaseSensitive(svcs, key), true, c->path,
+		   "service %s is not in the file (yet): this workload is one of its endpoints "
+		   "once it is", vq(c, 0, key));
+	path_reset(c, mark);
+}
+
 /* Fill each service's endpoints from the workloads' services maps. */
-static void derive_endpoints(struct vctx *c, const struct sref *svcs, size_t nsvcs,
-			     const bool *dup)
+static void derive_selected(struct vctx *c, const struct sref *svcs, size_t nsvcs)
 {
 	struct config *cfg = c->cfg;
 	for (int pass = 0; pass < 2; pass++) {
@@ -411,8 +440,11 @@ static void derive_endpoints(struct vctx *c, const struct sref *svcs, size_t nsv
 			const struct workload *wl = &cfg->workloads[w];
 			for (size_t k = 0; k < wl->nservices; k++) {
 				const struct sref *r = find_key(svcs, nsvcs, wl->services[k].key);
-				if (!r)
-					continue;	/* a service defined elsewhere: allowed */
+				if (!r) {
+					if (pass == 0)
+						warn_missing_service(c, w, wl->services[k].key);
+					continue;
+				}
 				struct service *s = &cfg->services[r->i];
 				if (pass == 1 && s->endpoints)
 					s->endpoints[s->nendpoints] = w;
@@ -421,30 +453,121 @@ static void derive_endpoints(struct vctx *c, const struct sref *svcs, size_t nsv
 		}
 		for (size_t s = 0; pass == 0 && s < cfg->nservices; s++) {
 			struct service *svc = &cfg->services[s];
-			svc->endpoints = vnew(c, svc->nendpoints, sizeof(size_t));
+			/* room for the listed endpoints too */
+			svc->endpoints = vnew(c, svc->nendpoints + svc->nlisted, sizeof(size_t));
 			svc->nendpoints = 0;
 		}
 	}
+}
+
+struct ep {
+	size_t w;
+	const struct service_endpoint *listed;	/* NULL: selected by the workload */
+	size_t order;
+};
+
+static int ep_cmp(const void *a, const void *b)
+{
+	const struct ep *x = a, *y = b;
+	if (x->w != y->w)
+		return x->w < y->w ? -1 : 1;
+	return (x->order > y->order) - (x->order < y->order);
+}
+
+/* Entry `m` (a member of services[s].endpoints) names workload uid, which
+ * is not in the file. */
+static void warn_listed_unknown(struct vctx *c, size_t s, const cJSON *m, const char *uid)
+{
+	size_t mark = path_mark(c);
+	path_field(c, "services");
+	path_index(c, s);
+	path_field(c, "endpoints");
+	if (m) {
+		path_key(c, m->string);
+		path_field(c, "workloadUid");
+	}
+	vwarn_path(c, cJSON_GetObjectItemCaseSensitive(m, "workloadUid"), false, c->path,
+		   "workload %s is not in the file (yet): this endpoint is skipped until it is",
+		   vq(c, 0, uid));
+	path_reset(c, mark);
+}
+
+/* Add the workloads a service's own "endpoints" name: merged with the
+ * selected ones (a workload once, its own selection winning), ascending. */
+static void derive_listed(struct vctx *c, size_t s, const struct sref *uids, size_t nuids)
+{
+	struct service *svc = &c->cfg->services[s];
+	size_t n = 0;
+	if (!svc->nlisted || !svc->endpoints)
+		return;
+	struct ep *v = malloc((svc->nendpoints + svc->nlisted) * sizeof(*v));
+	if (!v) {
+		c->oom = true;
+		return;
+	}
+	for (size_t i = 0; i < svc->nendpoints; i++, n++)
+		v[n] = (struct ep){ svc->endpoints[i], NULL, n };
+	/* listed[i] is the i-th member of "endpoints" when the file is valid
+	 * (and warnings are dropped when it is not). */
+	const cJSON *eps = jfield(c, "services", s, "endpoints");
+	const cJSON *m = eps ? eps->child : NULL;
+	for (size_t i = 0; i < svc->nlisted; i++, m = m ? m->next : NULL) {
+		const struct sref *r = find_key(uids, nuids, svc->listed[i].workload_uid);
+		if (r) {
+			v[n] = (struct ep){ r->i, &svc->listed[i], n };
+			n++;
+		} else if (!warns_full(c)) {
+			warn_listed_unknown(c, s, m, svc->listed[i].workload_uid);
+		}
+	}
+	qsort(v, n, sizeof(*v), ep_cmp);
+	svc->endpoint_listed = vnew(c, n, sizeof(*svc->endpoint_listed));
+	svc->nendpoints = 0;
+	for (size_t i = 0; i < n && svc->endpoint_listed; i++) {
+		if (i > 0 && v[i].w == v[i - 1].w)
+			continue;
+		svc->endpoint_listed[svc->nendpoints] = v[i].listed;
+		svc->endpoints[svc->nendpoints++] = v[i].w;
+	}
+	free(v);
+}
+
+static void derive_endpoints(struct vctx *c, const struct sref *svcs, size_t nsvcs,
+			     const struct sref *uids, size_t nuids, const bool *dup)
+{
+	struct config *cfg = c->cfg;
+	derive_selected(c, svcs, nsvcs);
+	for (size_t s = 0; s < cfg->nservices && !c->oom; s++)
+		derive_listed(c, s, uids, nuids);
 	for (size_t s = 0; s < cfg->nservices; s++) {
 		const struct service *svc = &cfg->services[s];
 		char path[64];
-		if (svc->nendpoints || dup[s] || !*svc->namespace || !*svc->hostname ||
-		    errs_full(c))
+		if (svc->nendpoints || svc->nlisted || dup[s] || !*svc->namespace ||
+		    !*svc->hostname || warns_full(c))
 			continue;
 		snprintf(path, sizeof(path), "services[%zu]", s);
-		verr_path(c, jelem(c, "services", s), false, path, "service %s selects no "
-			  "workload: no workload lists it in its \"services\"", vq(c, 0, svc->key));
+		vwarn_path(c, jelem(c, "services", s), false, path, "service %s selects no "
+			   "workload (none lists it in its \"services\", it has no \"endpoints\"): "
+			   "its VIPs have no endpoint", vq(c, 0, svc->key));
 	}
 }
 
-static void check_policy_refs(struct vctx *c, const struct sref *pols, size_t npols)
+/* A workload naming a policy not in the file: skipped when authorizing, as
+ * ztunnel skips a policy it has not received. Marks listed policies. */
+static void check_policy_refs(struct vctx *c, const struct sref *pols, size_t npols,
+			      bool *listed)
 {
 	const struct config *cfg = c->cfg;
 	for (size_t w = 0; w < cfg->nworkloads; w++) {
 		const struct workload *wl = &cfg->workloads[w];
 		for (size_t k = 0; k < wl->npolicies; k++) {
 			const char *ref = wl->authorization_policies[k];
-			if (find_key(pols, npols, ref) || errs_full(c))
+			const struct sref *r = find_key(pols, npols, ref);
+			if (r) {
+				listed[r->i] = true;
+				continue;
+			}
+			if (warns_full(c))
 				continue;
 			char path[96];
 			size_t idx;
@@ -452,10 +575,41 @@ static void check_policy_refs(struct vctx *c, const struct sref *pols, size_t np
 						  ref, NULL, 0, &idx);
 			snprintf(path, sizeof(path), "workloads[%zu].authorizationPolicies[%zu]", w,
 				 idx);
-			verr_path(c, node, false, path, "unknown policy %s: no policy has this "
-				  "namespace/name", vq(c, 0, ref));
+			vwarn_path(c, node, false, path, "policy %s is not in the file (yet): "
+				   "skipped when authorizing", vq(c, 0, ref));
 		}
 	}
+}
+
+/* Namespace and WorkloadSelector policies that apply to no workload. */
+static void check_policy_reach(struct vctx *c, const bool *listed)
+{
+	const struct config *cfg = c->cfg;
+	size_t nns = 0, scoped = 0;
+	for (size_t i = 0; i < cfg->npolicies; i++)
+		scoped += cfg->policies[i].scope == SCOPE_NAMESPACE;
+	struct sref *ns = scoped ? sorted_keys(c, cfg->nworkloads, sizeof(struct workload),
+					       cfg->workloads, offsetof(struct workload, namespace),
+					       &nns) : NULL;
+	for (size_t i = 0; i < cfg->npolicies && !c->oom; i++) {
+		const struct policy *p = &cfg->policies[i];
+		bool nowhere = p->scope == SCOPE_NAMESPACE && *p->namespace && !listed[i] &&
+			       !find_key(ns, nns, p->namespace);
+		bool unlisted = p->scope == SCOPE_WORKLOAD_SELECTOR && *p->key && !listed[i];
+		char path[64];
+		if ((!nowhere && !unlisted) || warns_full(c))
+			continue;
+		snprintf(path, sizeof(path), "policies[%zu]", i);
+		if (nowhere)
+			vwarn_path(c, jelem(c, "policies", i), false, path, "policy %s applies to "
+				   "no workload: namespace %s has none", vq(c, 0, p->key),
+				   vq(c, 1, p->namespace));
+		else
+			vwarn_path(c, jelem(c, "policies", i), false, path, "policy %s applies to "
+				   "no workload: none lists it in its \"authorizationPolicies\"",
+				   vq(c, 0, p->key));
+	}
+	free(ns);
 }
 
 void model_validate(struct vctx *c)
@@ -465,13 +619,14 @@ void model_validate(struct vctx *c)
 	if (c->oom)
 		return;
 	bool *dup = calloc(cfg->nservices + 1, sizeof(bool));
+	bool *listed = calloc(cfg->npolicies + 1, sizeof(bool));
 	struct sref *uids = sorted_keys(c, cfg->nworkloads, sizeof(struct workload),
 					cfg->workloads, offsetof(struct workload, uid), &nuids);
 	struct sref *svcs = sorted_keys(c, cfg->nservices, sizeof(struct service),
 					cfg->services, offsetof(struct service, key), &nsvcs);
 	struct sref *pols = sorted_keys(c, cfg->npolicies, sizeof(struct policy),
 					cfg->policies, offsetof(struct policy, key), &npols);
-	if (!dup)
+	if (!dup || !listed)
 		c->oom = true;
 	if (!c->oom) {
 		check_unique(c, uids, nuids, "workloads", "uid", "uid", NULL);
@@ -484,10 +639,12 @@ void model_validate(struct vctx *c)
 		if (!c->oom)
 			check_vip_ports(c);
 		if (!c->oom)
-			derive_endpoints(c, svcs, nsvcs, dup);
-		check_policy_refs(c, pols, npols);
+			derive_endpoints(c, svcs, nsvcs, uids, nuids, dup);
+		check_policy_refs(c, pols, npols, listed);
+		check_policy_reach(c, listed);
 	}
 	free(dup);
+	free(listed);
 	free(uids);
 	free(svcs);
 	free(pols);

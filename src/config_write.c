@@ -2,9 +2,10 @@
  * A config snapshot written back as JSON with ztunnel's local-config field
  * names: the inverse of config_parse for every field zring keeps, so the
  * output loads again (the admin's /config_dump, `zring check`). Fields
- * zring only accepts and drops (waypoints, endpoints, cidrVips...) are not
- * in the snapshot and so not written; derived values (identities, service
- * keys, endpoints) are not written either: the parser derives them again.
+ * zring only accepts and drops (waypoints, cidrVips...) are not in the
+ * snapshot and so not written; derived values (identities, service keys,
+ * endpoints) are not written either: the parser derives them again. A
+ * service's own "endpoints" are kept and written, keyed by workload uid.
  */
 #include "zring/config.h"
 
@@ -126,6 +127,16 @@ static void put_service(struct jw *w, cJSON *arr, const struct service *s)
 		put_str(w, vips, NULL, vip);
 	}
 	put_port_map(w, o, "ports", s->ports, s->nports);
+	if (s->nlisted) {
+		cJSON *eps = put(w, o, "endpoints", cJSON_CreateObject());
+		for (size_t i = 0; i < s->nlisted && eps; i++) {
+			const struct service_endpoint *e = &s->listed[i];
+			cJSON *ep = put(w, eps, e->workload_uid, cJSON_CreateObject());
+			put_str(w, ep, "workloadUid", e->workload_uid);
+			put_port_map(w, ep, "port", e->ports, e->nports);
+			put_str(w, ep, "status", config_status_name(e->status));
+		}
+	}
 	put_strings(w, o, "subjectAltNames", s->subject_alt_names, s->nsans);
 	if (s->load_balancer_mode) {
 		cJSON *lb = put(w, o, "loadBalancer", cJSON_CreateObject());

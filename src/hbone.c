@@ -43,7 +43,9 @@ static const struct local_identity *identity_of(const struct snapshot *s, const 
 	return wl && s->certs ? certstore_find(s->certs, wl->identity) : NULL;
 }
 
-int hbone_client_start(struct conn *c)
+/* Open c's stream; `settled`: only on a tunnel whose peer's SETTINGS are
+ * known (a retry must not land where the limits are still unknown). */
+static int client_open(struct conn *c, bool settled)
 {
 	struct worker *w = c->w;
 	const struct snapshot *s = c->snap;
@@ -62,18 +64,36 @@ int hbone_client_start(struct conn *c)
 		peer.in4.sin_port = htons(w->opts->hbone_port);
 	int err;
 	const struct service *svc = c->route == ROUTE_SERVICE ? c->dst_service : NULL;
-	struct tunnel *t = tunnel_get(w, c->pod, src, c->dst_workload->identity, svc, &peer, &err);
+	struct tunnel *t = tunnel_get(w, c->pod, src, c->dst_workload->identity, svc, &peer,
+				      settled, &err);
 	if (!t) {
 		c->why = "tunnel";
 		return err;
 	}
 	c->stream_side = SIDE_UPSTREAM;
 	c->pump = &pump_hbone_ops;
+	free(c->peer_id);
 	c->peer_id = strdup(c->dst_workload->identity);
 	err = tunnel_open_stream(t, c, &c->upstream, &c->src);
 	if (err < 0)
 		c->why = "tunnel stream";
 	return err;
+}
+
+int hbone_client_start(struct conn *c)
+{
+	return client_open(c, false);
+}
+
+int hbone_client_retry(struct conn *c)
+{
+	/* Unprocessed means nothing of c went anywhere: no answer came, and
+	 * the pump (which starts on 200) has read nothing from the client. */
+	if (c->stream_side != SIDE_UPSTREAM || c->closing || c->connected || c->status ||
+	    c->tunnel || c->refused >= HBONE_REFUSED_RETRIES)
+		return -EAGAIN;
+	c->refused++;
+	return client_open(c, true);
 }
 
 int hbone_server_ctx(struct tunnel *t, WOLFSSL_CTX **ctx)

@@ -283,6 +283,11 @@ static void render_watch(struct strbuf *out, const struct watch *wa)
 		  atomic_load(&wa->cert_reloads), atomic_load(&wa->cert_failures));
 	gauge(out, "zring_config_version", "Version of the config snapshot new connections use.",
 	      wa->slot ? (double)atomic_load(&wa->slot->version) : 0);
+	struct snapshot *s = wa->slot ? slot_acquire(wa->slot) : NULL;
+	gauge(out, "zring_config_warnings", "Warnings in the config snapshot new connections use "
+	      "(valid states worth a look, listed in /config_dump).",
+	      s ? (double)s->cfg->warnings_total : 0);
+	snapshot_unref(s);
 }
 
 static void render_zring(struct strbuf *out, const struct metrics_env *env,

@@ -30,7 +30,7 @@ struct opt_def {
 
 static const struct opt_def defs[] = {
 	{ "config", "ZRING_CONFIG", O_CONFIG, "FILE",
-	  "workload config (JSON); watched and hot-reloaded (default: none, all passthrough)" },
+	  "workload config (JSON, or YAML: .yaml/.yml); watched and hot-reloaded (default: none, all passthrough)" },
 	{ "certs", "ZRING_CERTS", O_CERTS, "DIR",
 	  "certificate directory (root-cert.pem, <td>/ns/<ns>/sa/<sa>/...); enables HBONE" },
 	{ "hbone", "ZRING_HBONE", O_HBONE, "ADDR[,ADDR]",

@@ -262,6 +262,18 @@ void pump_hbone_stream_closed(struct conn *c, uint32_t code)
 {
 	if (c->closing)
 		return;
+	if (code == NGHTTP2_REFUSED_STREAM) {
+		/* Not processed (RFC 9113 8.7; also the streams a GOAWAY left
+		 * out): safe to send again, so the client never sees it. */
+		int err = hbone_client_retry(c);
+		if (err == 0)
+			return;
+		if (err != -EAGAIN) {
+			conn_close(c, err, c->why ? c->why : "tunnel", true);
+			worker_defer_put(c->w, c);
+			return;
+		}
+	}
 	if (code != NGHTTP2_NO_ERROR) {
 		conn_close(c, -ECONNRESET, "stream reset", true);
 		worker_defer_put(c->w, c);

@@ -27,6 +27,7 @@ struct ip_entry {
 struct lb {
 	char *key;		/* "namespace/hostname", as workloads name it */
 	uint32_t *workload;
+	const struct service_endpoint **listed;	/* per endpoint: from the service's own list */
 	uint64_t *cum;
 	size_t n;
 };
@@ -120,20 +121,25 @@ static void put_vip(struct route_table *t, const struct vip_entry *e)
 
 static int build_lb(const struct config *cfg, const struct service *s, struct lb *lb)
 {
-	lb->workload = calloc(s->nendpoints ? s->nendpoints : 1, sizeof(*lb->workload));
-	lb->cum = calloc(s->nendpoints ? s->nendpoints : 1, sizeof(*lb->cum));
+	size_t cap = s->nendpoints ? s->nendpoints : 1;
+	lb->workload = calloc(cap, sizeof(*lb->workload));
+	lb->listed = calloc(cap, sizeof(*lb->listed));
+	lb->cum = calloc(cap, sizeof(*lb->cum));
 	size_t klen = strlen(s->namespace) + strlen(s->hostname) + 2;
 	lb->key = malloc(klen);
-	if (!lb->workload || !lb->cum || !lb->key)
+	if (!lb->workload || !lb->listed || !lb->cum || !lb->key)
 		return -ENOMEM;
 	snprintf(lb->key, klen, "%s/%s", s->namespace, s->hostname);
 	uint64_t total = 0;
 	for (size_t i = 0; i < s->nendpoints; i++) {
 		const struct workload *w = &cfg->workloads[s->endpoints[i]];
-		if (w->status != STATUS_HEALTHY || w->capacity == 0 || w->nips == 0)
+		const struct service_endpoint *e = s->endpoint_listed ? s->endpoint_listed[i] : NULL;
+		if (w->status != STATUS_HEALTHY || (e && e->status != STATUS_HEALTHY) ||
+		    w->capacity == 0 || w->nips == 0)
 			continue;
 		total += w->capacity;
 		lb->workload[lb->n] = (uint32_t)s->endpoints[i];
+		lb->listed[lb->n] = e;
 		lb->cum[lb->n] = total;
 		lb->n++;
 	}
@@ -200,6 +206,7 @@ void route_free(struct route_table *t)
 		for (size_t i = 0; i < t->cfg->nservices; i++) {
 			free(t->lbs[i].key);
 			free(t->lbs[i].workload);
+			free(t->lbs[i].listed);
 			free(t->lbs[i].cum);
 		}
 	}
@@ -232,8 +239,8 @@ static const struct vip_entry *find_vip(const struct route_table *t, const struc
 	return NULL;
 }
 
-/* The endpoint whose cumulative weight range holds r. */
-static uint32_t pick(const struct lb *lb, uint32_t rnd)
+/* The endpoint (its index in lb) whose cumulative weight range holds r. */
+static size_t pick(const struct lb *lb, uint32_t rnd)
 {
 	uint64_t r = (uint64_t)rnd * lb->cum[lb->n - 1] >> 32;
 	size_t lo = 0, hi = lb->n - 1;
@@ -244,23 +251,31 @@ static uint32_t pick(const struct lb *lb, uint32_t rnd)
 		else
 			lo = mid + 1;
 	}
-	return lb->workload[lo];
+	return lo;
 }
 
-/* The target port on workload w for service s's port `port`: the
- * workload's own mapping wins, then the service's, then the port itself. */
-static uint16_t target_port(const struct workload *w, const struct lb *lb,
+static uint16_t mapped(const struct port_map *pm, size_t n, uint16_t port)
+{
+	for (size_t p = 0; p < n; p++)
+		if (pm[p].port == port && pm[p].target)
+			return pm[p].target;
+	return 0;
+}
+
+/* The target port on endpoint `ep` of lb for the service's port `port`: the
+ * endpoint's own mapping wins (its entry in the service's "endpoints", or
+ * the workload's services map), then the service's, then the port itself. */
+static uint16_t target_port(const struct workload *w, const struct lb *lb, size_t ep,
 			    uint16_t port, uint16_t svc_target)
 {
-	for (size_t i = 0; i < w->nservices; i++) {
-		const struct workload_service *ws = &w->services[i];
-		if (strcmp(ws->key, lb->key) != 0)
-			continue;
-		for (size_t p = 0; p < ws->nports; p++)
-			if (ws->ports[p].port == port && ws->ports[p].target)
-				return ws->ports[p].target;
-	}
-	return svc_target ? svc_target : port;
+	const struct service_endpoint *e = lb->listed[ep];
+	uint16_t t = e ? mapped(e->ports, e->nports, port) : 0;
+	if (t)
+		return t;
+	for (size_t i = 0; !e && !t && i < w->nservices; i++)
+		if (strcmp(w->services[i].key, lb->key) == 0)
+			t = mapped(w->services[i].ports, w->services[i].nports, port);
+	return t ? t : svc_target ? svc_target : port;
 }
 
 /* An endpoint's address in dst's family if it has one, else its first. */
@@ -296,9 +311,10 @@ int route_lookup(const struct route_table *t, const union addr *dst, uint32_t rn
 	out->service = s;
 	if (lb->n == 0)
 		return -EHOSTUNREACH;
-	const struct workload *w = &t->cfg->workloads[pick(lb, rnd)];
+	size_t ep = pick(lb, rnd);
+	const struct workload *w = &t->cfg->workloads[lb->workload[ep]];
 	out->workload = w;
-	addr_from_ip(endpoint_ip(w, ip.family), target_port(w, lb, port, ve->target),
+	addr_from_ip(endpoint_ip(w, ip.family), target_port(w, lb, ep, port, ve->target),
 		     &out->upstream);
 	return 0;
 }

@@ -93,6 +93,26 @@ int tls_init(struct tls *t, WOLFSSL_CTX *ctx, bool server)
 	return 0;
 }
 
+/* wolfSSL's verify callback: for the leaf (depth 0) of a chain that
+ * verified, the owner's check decides. */
+static int verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store)
+{
+	struct tls *t = store->userCtx;
+	if (!preverify || !t || !t->check || store->error_depth != 0)
+		return preverify;
+	WOLFSSL_X509 *leaf = wolfSSL_X509_STORE_CTX_get_current_cert(store);
+	return leaf && t->check(t->check_ctx, leaf);
+}
+
+void tls_check_peer(struct tls *t, tls_leaf_check check, void *ctx)
+{
+	t->check = check;
+	t->check_ctx = ctx;
+	wolfSSL_set_verify(t->ssl, WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+			   verify_cb);
+	wolfSSL_SetCertCbCtx(t->ssl, t);
+}
+
 void tls_deinit(struct tls *t)
 {
 	if (t->ssl)

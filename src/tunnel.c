@@ -89,10 +89,45 @@ static void tunnel_free(struct tunnel *t)
 	w->fds_freed = true;
 }
 
+/* How long a tunnel whose handshake failed lingers (see linger_start). */
+#define LINGER_NS (1000 * 1000000ull)
+
+static void arm_linger_recv(struct tunnel *t)
+{
+	struct io_uring_sqe *sqe = ring_sqe_op(&t->w->ring, &t->op_recv);
+	io_uring_prep_recv(sqe, t->fd, t->rx, TUNNEL_RX_SIZE, 0);
+	t->recv_armed = true;
+	t->inflight++;
+}
+
+/* A failed handshake's last words. The alert wolfSSL queued goes out if it
+ * has not yet (a plain non-blocking send of a few dozen bytes), FIN follows
+ * it, and the socket stays open, reading and dropping what the peer still
+ * sends, until the peer closes or LINGER_NS pass. Closing at once would
+ * reset the connection as soon as the peer's next bytes arrive (a TLS 1.3
+ * client writes its first HTTP/2 bytes before it reads the server's
+ * verdict), and its failed write would hide the alert from it. */
+static void linger_start(struct tunnel *t)
+{
+	size_t len;
+	const uint8_t *p = tls_out_begin(&t->tls, &len);
+	if (p)
+		(void)!send(t->fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	shutdown(t->fd, SHUT_WR);
+	t->lingering = true;
+	t->linger_since_ns = t->w->now_ns;
+	arm_linger_recv(t);
+}
+
 void tunnel_put(struct tunnel *t)
 {
-	if (t->closing && t->inflight == 0)
-		tunnel_free(t);
+	if (!t->closing || t->inflight)
+		return;
+	if (t->tls_failed && !t->lingering && t->fd >= 0 && !t->w->draining) {
+		linger_start(t);
+		return;
+	}
+	tunnel_free(t);
 }
 
 /* Resets every stream's conn; the conns detach themselves. */
@@ -233,6 +268,8 @@ static int cb_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 	struct conn *c = f->hd.stream_id ? stream_conn(s, f->hd.stream_id) : NULL;
 	if (f->hd.type == NGHTTP2_GOAWAY)
 		t->draining = true;
+	if (f->hd.type == NGHTTP2_SETTINGS && !(f->hd.flags & NGHTTP2_FLAG_ACK))
+		t->peer_settings = true;
 	if (!c)
 		return 0;
 	if (f->hd.type == NGHTTP2_HEADERS && (f->hd.flags & NGHTTP2_FLAG_END_HEADERS))
@@ -330,26 +367,42 @@ static bool alt_match(const struct tunnel *t)
 	return false;
 }
 
-/* After the handshake: ALPN h2, and the peer is who it must be. The chain
- * itself was verified by wolfSSL against the trust bundle. */
+/* Why t's peer (identity in t->peer_id) may not be its peer, or NULL. */
+static const char *identity_refusal(struct tunnel *t)
+{
+	if (!t->peer_id[0])
+		return "peer certificate has no spiffe identity";
+	if (!t->server && strcmp(t->peer_id, t->want_id) != 0 && !alt_match(t))
+		return "server identity mismatch";
+	if (t->server && !hbone_trusted_peer(t, t->peer_id))
+		return "client identity outside the trust domain";
+	return NULL;
+}
+
+/* tls_check_peer's check: the identity is decided inside the handshake,
+ * so a refused peer gets a bad_certificate alert (as from rustls). */
+static int check_leaf(void *ctx, WOLFSSL_X509 *leaf)
+{
+	struct tunnel *t = ctx;
+	if (certs_x509_identity(leaf, t->peer_id, sizeof(t->peer_id)) < 0)
+		t->peer_id[0] = '\0';
+	t->why = identity_refusal(t);
+	return t->why == NULL;
+}
+
+/* After the handshake: ALPN h2, and (again, failing closed) the peer is
+ * who it must be. The chain itself was verified by wolfSSL against the
+ * trust bundle. */
 static int verify_peer(struct tunnel *t)
 {
 	if (!tls_alpn_h2(&t->tls)) {
 		t->why = "peer did not agree to ALPN h2";
 		return -EPROTO;
 	}
-	if (certs_peer_identity(t->tls.ssl, t->peer_id, sizeof(t->peer_id)) < 0) {
-		t->why = "peer certificate has no spiffe identity";
+	if (certs_peer_identity(t->tls.ssl, t->peer_id, sizeof(t->peer_id)) < 0)
+		t->peer_id[0] = '\0';
+	if ((t->why = identity_refusal(t)))
 		return -EACCES;
-	}
-	if (!t->server && strcmp(t->peer_id, t->want_id) != 0 && !alt_match(t)) {
-		t->why = "server identity mismatch";
-		return -EACCES;
-	}
-	if (t->server && !hbone_trusted_peer(t, t->peer_id)) {
-		t->why = "client identity outside the trust domain";
-		return -EACCES;
-	}
 	return 0;
 }
 
@@ -404,12 +457,21 @@ void tunnel_on_recv(struct tunnel *t, const struct io_uring_cqe *cqe)
 	t->recv_armed = false;
 	t->inflight--;
 	if (t->closing) {
+		if (t->lingering && cqe->res > 0 && !t->linger_cancelled)
+			arm_linger_recv(t);	/* dropped: the tunnel is over */
 		tunnel_put(t);
 		return;
 	}
 	if (cqe->res <= 0) {
-		tunnel_close(t, cqe->res ? cqe->res : -ECONNRESET,
-			     cqe->res ? "tunnel read error" : "peer closed the tunnel");
+		int err = cqe->res ? cqe->res : -ECONNRESET;
+		if (!t->ready) {
+			/* A peer that hangs up on our handshake (a TLS 1.2-only
+			 * server may just close) failed it. */
+			t->why = "peer closed the tunnel during the handshake";
+			handshake_failed(t, err);
+		} else {
+			tunnel_close(t, err, cqe->res ? "tunnel read error" : "peer closed the tunnel");
+		}
 		tunnel_put(t);
 		return;
 	}
@@ -430,6 +492,15 @@ void tunnel_on_recv(struct tunnel *t, const struct io_uring_cqe *cqe)
 	}
 	if (t->ready) {
 		int err = pump_plaintext(t);
+		if (err < 0 && t->tls.last_error && !t->server && !t->peer_settings) {
+			/* TLS 1.3: the server checks our certificate after our side
+			 * of the handshake is done, and its refusal (an alert)
+			 * comes before any HTTP/2: the handshake failed. */
+			t->why = NULL;
+			handshake_failed(t, err);
+			tunnel_put(t);
+			return;
+		}
 		if (err < 0) {
 			tunnel_close(t, err, t->why);
 			tunnel_put(t);
@@ -446,6 +517,8 @@ void tunnel_on_send(struct tunnel *t, const struct io_uring_cqe *cqe)
 	t->send_armed = false;
 	t->inflight--;
 	if (t->closing) {
+		/* What went, went (farewell sends the rest of an alert). */
+		tls_out_done(&t->tls, cqe->res > 0 ? (size_t)cqe->res : 0);
 		tunnel_put(t);
 		return;
 	}
@@ -499,8 +572,10 @@ void tunnel_accept(struct listener *l, int fd)
 	getsockname(fd, &t->local.sa, &len);
 	addr_unmap(&t->local);
 	int err = hbone_server_ctx(t, &ctx);
-	if (err == 0 && (err = tls_init(&t->tls, ctx, true)) == 0)
+	if (err == 0 && (err = tls_init(&t->tls, ctx, true)) == 0) {
+		tls_check_peer(&t->tls, check_leaf, t);
 		err = new_session(t);
+	}
 	if (err < 0) {
 		t->closing = true;
 		t->err = err;
@@ -513,10 +588,24 @@ void tunnel_accept(struct listener *l, int fd)
 
 /* --- client side: pool and connect --- */
 
-static bool pool_match(const struct tunnel *t, const struct pod *pod, const char *src,
-		       const char *want, const char *alt_key, const union addr *addr, unsigned cap)
+/* Room for one more stream: under our cap and, once the peer's SETTINGS
+ * are known, under its MAX_CONCURRENT_STREAMS (nghttp2 would queue the
+ * stream until one of the others ends, however long that takes). */
+static bool has_room(const struct tunnel *t, unsigned cap, bool settled)
 {
-	return !t->server && !t->closing && !t->draining && t->nstreams < cap && t->pod == pod &&
+	if (!t->peer_settings)
+		return !settled && t->nstreams < cap;
+	uint32_t peer = nghttp2_session_get_remote_settings(t->h2,
+							    NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+	return t->nstreams < cap && t->nstreams < peer;
+}
+
+static bool pool_match(const struct tunnel *t, const struct pod *pod, const char *src,
+		       const char *want, const char *alt_key, const union addr *addr, unsigned cap,
+		       bool settled)
+{
+	return !t->server && !t->closing && !t->draining && has_room(t, cap, settled) &&
+	       t->pod == pod &&
 	       addr_equal(&t->peer, addr) && strcmp(t->want_id, want) == 0 &&
 	       strcmp(t->src_id, src) == 0 &&
 	       strcmp(t->alt_key ? t->alt_key : "", alt_key ? alt_key : "") == 0;
@@ -565,12 +654,12 @@ static int tunnel_connect(struct tunnel *t)
 
 struct tunnel *tunnel_get(struct worker *w, struct pod *pod, const struct local_identity *src,
 			  const char *want, const struct service *svc, const union addr *addr,
-			  int *err)
+			  bool settled, int *err)
 {
 	unsigned cap = w->opts->hbone_max_streams;
 	const char *alt_key = svc && svc->nsans ? svc->key : NULL;
 	for (struct tunnel *t = w->tunnels; t; t = t->next)
-		if (pool_match(t, pod, src->id, want, alt_key, addr, cap))
+		if (pool_match(t, pod, src->id, want, alt_key, addr, cap, settled))
 			return t;
 	struct tunnel *t = tunnel_new(w, false, -1);
 	if (!t) {
@@ -581,9 +670,10 @@ struct tunnel *tunnel_get(struct worker *w, struct pod *pod, const struct local_
 	t->peer = *addr;
 	snprintf(t->want_id, sizeof(t->want_id), "%s", want);
 	snprintf(t->src_id, sizeof(t->src_id), "%s", src->id);
-	if ((*err = copy_alts(t, alt_key ? svc : NULL)) < 0 ||
-	    (*err = tls_init(&t->tls, src->client, false)) < 0 ||
-	    (*err = new_session(t)) < 0 || (*err = tunnel_connect(t)) < 0) {
+	if ((*err = copy_alts(t, alt_key ? svc : NULL)) == 0 &&
+	    (*err = tls_init(&t->tls, src->client, false)) == 0)
+		tls_check_peer(&t->tls, check_leaf, t);
+	if (*err < 0 || (*err = new_session(t)) < 0 || (*err = tunnel_connect(t)) < 0) {
 		t->closing = true;
 		t->err = *err;
 		t->why = "tunnel setup";
@@ -714,6 +804,11 @@ void tunnel_tick(struct worker *w)
 	struct tunnel *t = w->tunnels;
 	while (t) {
 		struct tunnel *next = t->next;
+		if (t->lingering && !t->linger_cancelled && t->inflight &&
+		    (w->draining || w->now_ns - t->linger_since_ns >= LINGER_NS)) {
+			t->linger_cancelled = true;
+			ring_cancel_fd(&w->ring, t->fd);
+		}
 		if (!t->closing && check_liveness(t)) {
 			t = next;
 			continue;

@@ -71,7 +71,19 @@ static void log_loaded(const struct watch *w, const struct snapshot *s, uint64_t
 	log_u64(&l, "workloads", s->cfg->nworkloads);
 	log_u64(&l, "services", s->cfg->nservices);
 	log_u64(&l, "policies", s->cfg->npolicies);
+	log_u64(&l, "warnings", s->cfg->warnings_total);
 	log_end(&l);
+	for (size_t i = 0; i < s->cfg->nwarnings; i++) {
+		const struct config_error *e = &s->cfg->warnings[i];
+		if (!log_begin(&l, LOG_DEBUG, "config warning"))
+			break;
+		log_str(&l, "file", w->path ? w->path : "-");
+		log_u64(&l, "line", e->line);
+		log_u64(&l, "col", e->col);
+		log_str(&l, "path", *e->path ? e->path : "$");
+		log_str(&l, "warning", e->msg);
+		log_end(&l);
+	}
 }
 
 static void log_certs(const struct certstore *cs, const char *msg)

@@ -92,7 +92,8 @@ const char *admin_not_ready(const struct admin *a, const struct snapshot *s);
 
 /*
  * The /config_dump document for snapshot s (NULL: none loaded):
- * {"version", "loadedAt", "source", "certificates": {"trustBundle",
+ * {"version", "loadedAt", "source", "warningsTotal", "warnings" (the
+ * config's, at most 100), "certificates": {"trustBundle",
  * "identities": [{"identity", "notBefore", "notAfter"}]} or null,
  * "config": {workloads, services, policies}} ("config" is null when
  * nothing is loaded). "config" loads with config_parse. Nothing secret (no

@@ -67,6 +67,8 @@ const struct local_identity *certstore_find(const struct certstore *s, const cha
 /* The peer certificate's URI SAN that starts with "spiffe://", copied into
  * buf. 0 or -ENOENT. */
 int certs_peer_identity(WOLFSSL *ssl, char *buf, size_t len);
+/* The same, from a certificate: its first spiffe:// URI SAN. */
+int certs_x509_identity(WOLFSSL_X509 *x509, char *buf, size_t len);
 
 /* "spiffe://<td>/ns/<ns>/sa/<sa>" into buf; 0 or -ENAMETOOLONG. */
 int certs_identity(const char *td, const char *ns, const char *sa, char *buf, size_t len);

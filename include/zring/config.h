@@ -1,12 +1,15 @@
 /*
  * The workload configuration: an immutable, reference-counted snapshot of
- * workloads, services and policies, parsed from JSON with Istio ztunnel's
- * local-config field names (docs/config.md).
+ * workloads, services and policies, parsed from JSON or YAML with Istio
+ * ztunnel's local-config field names (docs/config.md).
  *
  * Parse, validate, then publish: config_parse builds a fresh snapshot and
  * validates all of it, reporting every error with file, line:column and
- * JSON path; a snapshot that exists is valid. Nothing in a snapshot changes
- * after it is built, so any thread may read it while it holds a reference.
+ * JSON path; a snapshot that exists is valid. States a healthy cluster
+ * produces (a service no workload selects, a reference to something not in
+ * the file yet) are not errors: they ride along in the snapshot as
+ * warnings. Nothing in a snapshot changes after it is built, so any thread
+ * may read it while it holds a reference.
  */
 #ifndef ZRING_CONFIG_H
 #define ZRING_CONFIG_H
@@ -73,6 +76,16 @@ struct workload {
 	struct locality locality;
 };
 
+/* An entry of a service's own "endpoints" (ztunnel's Endpoint, as a
+ * ServiceEntry or a local config writes them): a workload by uid, with its
+ * port map for this service and its health. */
+struct service_endpoint {
+	char *workload_uid;
+	struct port_map *ports;
+	size_t nports;
+	enum workload_status status;
+};
+
 struct service_vip {
 	char *network;		/* "" when the VIP was written as a bare ip */
 	struct ip ip;
@@ -90,12 +103,20 @@ struct service {
 	size_t nsans;
 	char *load_balancer_mode;	/* loadBalancer.mode or NULL */
 	bool allow_unhealthy;	/* loadBalancer.healthPolicy == AllowAll */
+	struct service_endpoint *listed;	/* its own "endpoints", in file order */
+	size_t nlisted;
 	char *key;		/* derived: "namespace/hostname" */
 	/* Derived: indexes into config.workloads of the workloads that
-	 * select this service (their services map has "ns/hostname"),
-	 * in ascending order. */
+	 * select this service (their services map has "ns/hostname") or that
+	 * an entry of `listed` names, each once, in ascending order. A service
+	 * may have none (scaled to zero): a connection to it finds no
+	 * endpoint. */
 	size_t *endpoints;
 	size_t nendpoints;
+	/* Derived, per endpoints[i]: the `listed` entry it comes from, or NULL
+	 * when the workload selects the service itself (which wins when both
+	 * do). NULL as a whole when no endpoint comes from `listed`. */
+	const struct service_endpoint **endpoint_listed;
 };
 
 /* An address block; host bits are cleared when parsed. */
@@ -166,6 +187,13 @@ struct policy {
 
 struct config_arena;
 
+/* One validation or syntax error; also the shape of a warning. */
+struct config_error {
+	unsigned line, col;	/* 1-based; 0 when unknown */
+	char *path;		/* JSON path, e.g. "workloads[3].workloadIps[0]"; "" for the root */
+	char *msg;
+};
+
 struct config {
 	_Atomic unsigned refs;
 	uint64_t version;	/* set by the publisher (watch), 0 until then */
@@ -177,14 +205,13 @@ struct config {
 	size_t nservices;
 	struct policy *policies;
 	size_t npolicies;
+	/* What the file holds that is valid yet worth a look (docs/config.md,
+	 * "Invalid or only reported"): in file order, at most
+	 * CONFIG_MAX_WARNINGS kept; warnings_total counts them all. */
+	struct config_error *warnings;
+	size_t nwarnings;
+	size_t warnings_total;
 	struct config_arena *arena;	/* owns every string and array above */
-};
-
-/* One validation or syntax error. */
-struct config_error {
-	unsigned line, col;	/* 1-based; 0 when unknown */
-	char *path;		/* JSON path, e.g. "workloads[3].workloadIps[0]"; "" for the root */
-	char *msg;
 };
 
 struct config_errors {
@@ -195,13 +222,28 @@ struct config_errors {
 
 /* Limits on what config_parse accepts (each an error, never a crash). */
 #define CONFIG_MAX_ERRORS 100		/* kept; the rest are counted in `dropped` */
-#define CONFIG_MAX_DEPTH 64		/* JSON nesting */
-#define CONFIG_MAX_TOKENS 4000000u	/* JSON values and keys */
+#define CONFIG_MAX_WARNINGS 100		/* kept; the rest only counted */
+#define CONFIG_MAX_DEPTH 64		/* JSON or YAML nesting */
+#define CONFIG_MAX_TOKENS 4000000u	/* JSON or YAML values and keys */
 #define CONFIG_MAX_VIP_PORTS 1000000u	/* sum over services of VIPs x ports */
 
+/* The syntax a file is read in. */
+enum config_format { CONFIG_JSON, CONFIG_YAML };
+
 /*
- * Parse and validate `len` bytes of JSON. On success returns 0 and *out
- * (refs = 1). On failure returns -EINVAL (or -ENOMEM) with every error found
+ * Which syntax config_parse reads: by `source`'s extension (".json" JSON,
+ * ".yaml" or ".yml" YAML), else by content: JSON when the first character
+ * after any BOM and whitespace is '{' or '[' (or there is none), YAML
+ * otherwise. `source` may be NULL.
+ */
+enum config_format config_format_of(const char *source, const char *buf, size_t len);
+
+/*
+ * Parse and validate `len` bytes of JSON or YAML (config_format_of; YAML
+ * is read into the same tree JSON gives, so the model and its errors are
+ * the same; docs/config.md says what YAML may hold). On success returns 0
+ * and *out (refs = 1), with what is valid but worth reporting in
+ * (*out)->warnings. On failure returns -EINVAL (or -ENOMEM) with every error found
  * in *errs (which the caller frees with config_errors_free), and *out NULL.
  * *errs is overwritten (it need not be initialized); errors are sorted by
  * position, at most CONFIG_MAX_ERRORS are kept.
@@ -227,6 +269,9 @@ int config_load_fd(int fd, const char *source, struct config **out,
 
 /* Print "source:line:col: path: msg" lines (and a dropped count). */
 void config_errors_print(const struct config_errors *errs, const char *source, FILE *f);
+/* Print cfg's warnings the same way, each message after "warning: ";
+ * `source` names the file (NULL: cfg->source). */
+void config_warnings_print(const struct config *cfg, const char *source, FILE *f);
 void config_errors_free(struct config_errors *errs);
 
 struct config *config_ref(struct config *c);

@@ -33,6 +33,14 @@ struct worker;
  * 0 or -errno (the caller closes c). */
 int hbone_client_start(struct conn *c);
 
+/* The server refused c's stream unprocessed (REFUSED_STREAM, RFC 9113
+ * 8.7), before any answer: open it again, on a tunnel whose peer's
+ * SETTINGS are known and leave room, or on a new one, up to
+ * HBONE_REFUSED_RETRIES times. 0 retried; -EAGAIN not retried (the
+ * caller resets c); other -errno: the new stream failed (c->why says). */
+#define HBONE_REFUSED_RETRIES 3
+int hbone_client_retry(struct conn *c);
+
 /* Server side: the TLS context for the local workload at t->local (in
  * node-agent mode, only if that is t's pod). 0 or -ENOENT. */
 int hbone_server_ctx(struct tunnel *t, WOLFSSL_CTX **ctx);

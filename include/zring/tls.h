@@ -20,6 +20,10 @@
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 
+/* Decides on the peer's leaf certificate during the handshake: nonzero
+ * accepts, 0 refuses. */
+typedef int (*tls_leaf_check)(void *ctx, WOLFSSL_X509 *leaf);
+
 struct tls_buf {
 	uint8_t *data;
 	size_t len, cap;
@@ -35,6 +39,8 @@ struct tls {
 	bool in_flight;		/* out[sending] is being sent */
 	bool handshake_done;
 	int last_error;		/* wolfSSL error code of the last failure */
+	tls_leaf_check check;	/* see tls_check_peer */
+	void *check_ctx;
 };
 
 /* Library set-up and tear-down for the process (main) and for each thread
@@ -50,6 +56,13 @@ void tls_ctx_prepare(WOLFSSL_CTX *ctx);
 /* A TLS session on ctx offering/accepting ALPN "h2". 0 or -ENOMEM. */
 int tls_init(struct tls *t, WOLFSSL_CTX *ctx, bool server);
 void tls_deinit(struct tls *t);
+
+/* Check the peer inside the handshake (after tls_init): once wolfSSL has
+ * verified the peer's chain against the trust bundle, check(ctx, leaf)
+ * decides; a refusal fails the handshake with a bad_certificate alert to
+ * the peer (as rustls does), rather than a completed handshake that is
+ * then dropped. The peer must present a certificate (both sides). */
+void tls_check_peer(struct tls *t, tls_leaf_check check, void *ctx);
 
 /* Hand over received ciphertext; it must stay valid until the next
  * tls_handshake/tls_read returns -EAGAIN (wolfSSL has taken all of it). */

@@ -65,6 +65,10 @@ struct tunnel {
 	 * caller flushes once nghttp2 has returned. */
 	bool in_h2;
 	bool flush_due;
+	bool peer_settings;		/* the peer's SETTINGS arrived: its limits are known */
+	bool lingering;			/* handshake failed: alert sent, reading until the peer closes */
+	bool linger_cancelled;
+	uint64_t linger_since_ns;
 	uint8_t *rx;
 	union addr peer;
 	union addr local;
@@ -92,13 +96,15 @@ void tunnel_accept(struct listener *l, int fd);
 /*
  * Client side: a tunnel from identity `src` to the peer at `addr` that
  * must prove identity `want`, from the worker's pool (one with room for a
- * stream) or newly connecting, its socket in `pod`'s network namespace
- * (NULL: zring's own). NULL with *err on failure.
+ * stream, within the peer's MAX_CONCURRENT_STREAMS once known) or newly
+ * connecting, its socket in `pod`'s network namespace (NULL: zring's own).
+ * `settled`: reuse only a tunnel whose peer's SETTINGS arrived. NULL with
+ * *err on failure.
  */
 struct service;
 struct tunnel *tunnel_get(struct worker *w, struct pod *pod, const struct local_identity *src,
 			  const char *want, const struct service *svc, const union addr *addr,
-			  int *err);
+			  bool settled, int *err);
 
 /* Open a CONNECT stream for c to `authority` ("ip:port"), with the client's
  * address in a forwarded header. 0 or -errno; c->stream_id is set. */

@@ -155,6 +155,11 @@ def check_build_stage(stage, info):
         problems.append(f"runtime copies {info.get('zring_from')}, the build stage installs {produced}")
     if "scripts/setup.sh" not in build:
         problems.append("build stage does not run scripts/setup.sh (the AES-NI wolfSSL)")
+    # rustls (ztunnel) sends 32-byte session-ticket nonces; a wolfSSL built
+    # without --enable-ticket-nonce-malloc fails every tunnel to it.
+    if "WOLFSSL_TICKET_NONCE_MALLOC" not in build:
+        problems.append("build stage does not check that wolfSSL takes rustls's session tickets "
+                        "(WOLFSSL_TICKET_NONCE_MALLOC in options.h)")
     return problems
 
 

@@ -17,6 +17,9 @@
 #      key: A refuses to load the bad ones and resets the client with
 #      error="no certificate for the source workload".
 #   6. RSA (2048) identities on both sides work.
+#   7. a client of another trust domain (same CA: its chain verifies) gets a
+#      bad_certificate alert from B's handshake (openssl s_client), not an
+#      EOF after it; in 1, B hears A's alert inside the handshake too.
 # Each zring must exit 0 on SIGTERM afterwards.
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -74,6 +77,9 @@ a="$(last_access A1)"
 log "A1: $a"
 [ "$(access_field "$a" error)" != - ] || fail "1: A's access line has no error: $a"
 [ "$(zr_count B1 'msg=access')" -eq 0 ] || fail "1: B proxied something: $(zr_access B1)"
+# A refused B inside the handshake, with an alert (not a reset after it).
+wait_until 5 at_least 1 zr_count B1 'msg="tls handshake failed" side=server .*error="received alert fatal error"' ||
+  fail "1: B did not hear A's alert during the handshake: $(grep -E 'handshake failed|tunnel closed' "$(zr_log B1)")"
 zr_stop A1
 # The same B with the right expectations: it works (the refusal was A's).
 zr_start A1ok "$NS_C" --config "$E2E_TMP/w.json" --certs "$ca1"
@@ -170,5 +176,23 @@ zr_start B6 "$NS_S" --config "$E2E_TMP/w.json" --certs "$E2E_TMP/rsa"
 zr_start A6 "$NS_C" --config "$E2E_TMP/w.json" --certs "$E2E_TMP/rsa"
 grep -q 'msg="certificates loaded" .* refused=0' "$(zr_log A6)" || fail "6: A refused an RSA identity"
 works
+zr_stop A6
+zr_stop B6
 
-hbone_pass "wrong identity, untrusted CAs (both sides), expired server and bad/absent client certificates refused; RSA works"
+# --- 7: a client of another trust domain: an alert inside the handshake ------------
+certs_sh workload "$ca1" --trust-domain other.example --ns default --sa client >/dev/null
+xdir="$ca1/other.example/ns/default/sa/client"
+zr_start B7 "$NS_S" --config "$E2E_TMP/w.json" --certs "$ca1"
+# s_client straight to :15008: marked like zring's own sockets, so the
+# client pod's capture rules let it through.
+ns_c iptables -w 10 -t mangle -A OUTPUT -p tcp -d "$S4" --dport 15008 -j MARK --set-mark 0x539
+out="$(echo Q | timeout 10 ip netns exec "$NS_C" openssl s_client -connect "$S4:15008" -tls1_3 -alpn h2 \
+  -cert "$xdir/cert-chain.pem" -key "$xdir/key.pem" -CAfile "$ca1/root-cert.pem" -ign_eof 2>&1 || true)"
+grep -q 'alert bad certificate' <<<"$out" ||
+  fail "7: openssl s_client of trust domain other.example saw no bad_certificate alert: $(grep -iE 'alert|error|eof' <<<"$out")"
+log "ok: 7: $(grep 'alert bad certificate' <<<"$out" | head -n1)"
+wait_until 5 at_least 1 zr_count B7 'msg="tls handshake failed" side=server .*error="client identity outside the trust domain"' ||
+  fail "7: B did not log the trust-domain refusal: $(grep 'handshake failed' "$(zr_log B7)")"
+[ "$(zr_count B7 'msg=access')" -eq 0 ] || fail "7: B proxied something"
+
+hbone_pass "wrong identity, untrusted CAs (both sides), expired server and bad/absent client certificates refused; RSA works; other trust domain gets an alert"

@@ -9,7 +9,7 @@
 #   2. a well-formed but invalid file (temp + rename) with four problems:
 #      each one reported in one go with its line:col and JSON path
 #      (workloads[0].colour, workloads[1].workloadIps[0], services[0].ports["80"],
-#      services[1]), failures=2 kept_version=1, the VIP still goes to ep1;
+#      services[1].vips[0]), failures=2 kept_version=1, the VIP still goes to ep1;
 #   3. an empty file (what an in-place writer leaves for a moment): rejected;
 #   4. a fixed file: version 2 applies and the VIP moves to ep2:9090.
 #   Then zring started on the invalid file exits 1 and prints the same
@@ -58,7 +58,7 @@ cat >"$E2E_TMP/invalid.json" <<'EOF'
     { "name": "web", "namespace": "e2e", "hostname": "web.e2e.svc.cluster.local",
       "vips": ["/10.96.0.10"], "ports": { "80": 70000 } },
     { "name": "orphan", "namespace": "e2e", "hostname": "orphan.e2e.svc.cluster.local",
-      "vips": ["/10.96.0.11"], "ports": { "80": 8080 } }
+      "vips": ["/10.96.0.311"], "ports": { "80": 8080 } }
   ]
 }
 EOF
@@ -67,7 +67,7 @@ INVALID_ERRORS=(
   '4 7 workloads[0].colour unknown field'
   '6 73 workloads[1].workloadIps[0] invalid IP address'
   '11 49 "services[0].ports[\"80\"]" 70000 is out of range'
-  '12 5 services[1] service'
+  '13 16 services[1].vips[0] invalid VIP'
 )
 
 # expect_vip ADDR:PORT WHAT: 5 connections to the VIP all reach ADDR:PORT.
@@ -154,7 +154,7 @@ rc=0
 "$ZRING_BIN" check "$FILE" >"$E2E_TMP/zring-check.log" 2>&1 || rc=$?
 [ "$rc" -eq 1 ] || fail "zring check on the invalid file: exit $rc, want 1"
 for want in "$FILE:4:7: workloads[0].colour:" "$FILE:6:73: workloads[1].workloadIps[0]:" \
-            "$FILE:11:49: services[0].ports[\"80\"]:" "$FILE:12:5: services[1]:"; do
+            "$FILE:11:49: services[0].ports[\"80\"]:" "$FILE:13:16: services[1].vips[0]:"; do
   grep -qF "$want" "$E2E_TMP/zring-check.log" || fail "zring check does not report '$want': $(cat "$E2E_TMP/zring-check.log")"
 done
 log "ok: zring check: exit 1, $(grep -c . "$E2E_TMP/zring-check.log") lines"

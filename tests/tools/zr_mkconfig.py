@@ -29,7 +29,8 @@
       differ (zring ignores a rewrite with the same bytes).
 
 Services listed by a workload must exist (and every service must have at
-least one workload): zring rejects a service that selects nothing.
+least one workload): zring would load such a file, with a warning for each
+(docs/config.md, "Invalid or only reported"), and the scenarios want none.
 Writes the JSON to stdout, or atomically to --out FILE.
 """
 

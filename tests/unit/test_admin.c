@@ -265,7 +265,8 @@ Test(config_dump, every_good_corpus_file_round_trips)
 	cr_assert_not_null(d, "no %s", dir);
 	for (struct dirent *e; (e = readdir(d));) {
 		size_t n = strlen(e->d_name);
-		if (n < 6 || strcmp(e->d_name + n - 5, ".json") != 0)
+		if ((n < 6 || strcmp(e->d_name + n - 5, ".json") != 0) &&
+		    (n < 6 || strcmp(e->d_name + n - 5, ".yaml") != 0))
 			continue;
 		char *p = path_join(dir, e->d_name);
 		round_trip(p);
@@ -380,6 +381,32 @@ Test(config_dump, snapshot_and_certificates)
 	free(p);
 }
 
+Test(config_dump, warnings_with_their_position)
+{
+	static const char yaml[] =
+		"workloads:\n"
+		"- {uid: w, namespace: ns, serviceAccount: sa, workloadIps: [10.0.0.1]}\n"
+		"services:\n"
+		"- {name: idle, namespace: ns, hostname: idle, vips: [/10.96.0.1], ports: {80: 80}}\n";
+	struct config *c = parse_str(yaml, "w.yaml");
+	struct snapshot *s;
+	cr_assert_eq(snapshot_new(c, NULL, &s), 0);
+	char *text;
+	cJSON *j = dump_doc(s, &text);
+	cr_assert_eq(cJSON_GetObjectItem(j, "warningsTotal")->valuedouble, 1);
+	cJSON *w = cJSON_GetObjectItem(j, "warnings");
+	cr_assert_eq(cJSON_GetArraySize(w), 1);
+	cJSON *w0 = cJSON_GetArrayItem(w, 0);
+	cr_assert_eq(cJSON_GetObjectItem(w0, "line")->valuedouble, 4);
+	cr_assert_eq(cJSON_GetObjectItem(w0, "column")->valuedouble, 3);
+	cr_assert_str_eq(cJSON_GetObjectItem(w0, "path")->valuestring, "services[0]");
+	cr_assert(strstr(cJSON_GetObjectItem(w0, "message")->valuestring,
+			 "service \"ns/idle\" selects no workload"));
+	cJSON_Delete(j);
+	free(text);
+	snapshot_unref(s);
+}
+
 Test(config_dump, without_config_file_or_certificates)
 {
 	struct snapshot *s;
@@ -389,6 +416,8 @@ Test(config_dump, without_config_file_or_certificates)
 	cJSON *j = dump_doc(s, &text);
 	cr_assert(cJSON_IsNull(cJSON_GetObjectItem(j, "source")));
 	cr_assert(cJSON_IsNull(cJSON_GetObjectItem(j, "certificates")));
+	cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(j, "warnings")), 0);
+	cr_assert_eq(cJSON_GetObjectItem(j, "warningsTotal")->valuedouble, 0);
 	cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "config"),
 							    "workloads")), 0);
 	cJSON_Delete(j);

@@ -125,10 +125,17 @@ static const char *ipstr(const struct ip *ip, char *buf)
 
 /* ---- the corpus ---- */
 
+static bool has_ext(const char *name, const char *ext)
+{
+	size_t n = strlen(name), k = strlen(ext);
+	return n > k && strcmp(name + n - k, ext) == 0;
+}
+
+/* A config file of the corpus: .json, .yaml or .yml. */
 static bool is_json(const struct dirent *d)
 {
-	size_t n = strlen(d->d_name);
-	return n > 5 && strcmp(d->d_name + n - 5, ".json") == 0;
+	return has_ext(d->d_name, ".json") || has_ext(d->d_name, ".yaml") ||
+	       has_ext(d->d_name, ".yml");
 }
 
 Test(config_corpus, good_files_load)
@@ -190,13 +197,42 @@ static size_t read_expect(const char *path, struct expect *v, size_t cap)
 	return n;
 }
 
+/* got[] (errors or warnings) against the .expect list, in order. */
+static void check_expected(const char *name, const struct config_error *got, size_t n,
+			   const struct expect *want, size_t nwant)
+{
+	cr_expect_eq(n, nwant, "%s: %zu reported, expected %zu", name, n, nwant);
+	for (size_t i = 0; i < n && i < nwant; i++) {
+		const struct config_error *e = &got[i];
+		cr_expect(e->line == want[i].line && e->col == want[i].col,
+			  "%s: entry %zu at %u:%u, expected %u:%u (%s)", name, i, e->line, e->col,
+			  want[i].line, want[i].col, e->msg);
+		cr_expect_str_eq(e->path, want[i].path, "%s: entry %zu path", name, i);
+		cr_expect(strstr(e->msg, want[i].msg) != NULL, "%s: entry %zu: '%s' lacks '%s'",
+			  name, i, e->msg, want[i].msg);
+		if (i > 0)
+			cr_expect(e->line > got[i - 1].line ||
+				  (e->line == got[i - 1].line && e->col >= got[i - 1].col),
+				  "%s: not in file order", name);
+	}
+}
+
+/* dir/name's sidecar dir/STEM.expect, read into want[]. */
+static size_t read_sidecar(const char *p, struct expect *want)
+{
+	char *ex;
+	const char *dot = strrchr(p, '.');
+	cr_assert(asprintf(&ex, "%.*s.expect", (int)(dot - p), p) > 0);
+	size_t n = read_expect(ex, want, CONFIG_MAX_ERRORS);
+	free(ex);
+	return n;
+}
+
 static void check_bad_file(const char *dir, const char *name)
 {
 	char *p = path_join(dir, name);
-	char *ex;
-	cr_assert(asprintf(&ex, "%.*s.expect", (int)strlen(p) - 5, p) > 0);
 	struct expect want[CONFIG_MAX_ERRORS];
-	size_t nwant = read_expect(ex, want, CONFIG_MAX_ERRORS);
+	size_t nwant = read_sidecar(p, want);
 	struct config *c;
 	struct config_errors errs;
 
@@ -205,40 +241,61 @@ static void check_bad_file(const char *dir, const char *name)
 	cr_expect_null(c);
 	if (errs.n != nwant)
 		config_errors_print(&errs, name, stderr);
-	cr_expect_eq(errs.n, nwant, "%s: %zu errors, expected %zu", name, errs.n, nwant);
-	for (size_t i = 0; i < errs.n && i < nwant; i++) {
-		const struct config_error *e = &errs.v[i];
-		cr_expect(e->line == want[i].line && e->col == want[i].col,
-			  "%s: error %zu at %u:%u, expected %u:%u (%s)", name, i, e->line, e->col,
-			  want[i].line, want[i].col, e->msg);
-		cr_expect_str_eq(e->path, want[i].path, "%s: error %zu path", name, i);
-		cr_expect(strstr(e->msg, want[i].msg) != NULL, "%s: error %zu: '%s' lacks '%s'",
-			  name, i, e->msg, want[i].msg);
-		if (i > 0)
-			cr_expect(e->line > errs.v[i - 1].line ||
-				  (e->line == errs.v[i - 1].line && e->col >= errs.v[i - 1].col),
-				  "%s: errors not in file order", name);
-	}
+	check_expected(name, errs.v, errs.n, want, nwant);
+	config_unref(c);
 	config_errors_free(&errs);
-	free(ex);
 	free(p);
 }
 
-Test(config_corpus, bad_files_report_expected_errors)
+/* A file that loads, with exactly the warnings of its .expect. */
+static void check_warn_file(const char *dir, const char *name)
 {
-	char *dir = path_join(env_dir("ZRING_CONFIG_CORPUS"), "bad");
+	char *p = path_join(dir, name);
+	struct expect want[CONFIG_MAX_ERRORS];
+	size_t nwant = read_sidecar(p, want);
+	struct config *c;
+	struct config_errors errs;
+
+	int err = config_load_file(p, &c, &errs);
+	if (err)
+		config_errors_print(&errs, name, stderr);
+	cr_expect_eq(err, 0, "%s: rejected (%d)", name, err);
+	if (c) {
+		if (c->nwarnings != nwant)
+			config_warnings_print(c, NULL, stderr);
+		check_expected(name, c->warnings, c->nwarnings, want, nwant);
+		cr_expect_eq(c->warnings_total, c->nwarnings, "%s: warnings dropped", name);
+	}
+	config_unref(c);
+	config_errors_free(&errs);
+	free(p);
+}
+
+static size_t each_file(const char *sub, void (*fn)(const char *dir, const char *name))
+{
+	char *dir = path_join(env_dir("ZRING_CONFIG_CORPUS"), sub);
 	DIR *d = opendir(dir);
 	cr_assert_not_null(d, "no %s", dir);
 	size_t files = 0;
 	for (struct dirent *e; (e = readdir(d));) {
 		if (is_json(e)) {
-			check_bad_file(dir, e->d_name);
+			fn(dir, e->d_name);
 			files++;
 		}
 	}
 	closedir(d);
 	free(dir);
-	cr_assert_geq(files, 20, "corpus too small");
+	return files;
+}
+
+Test(config_corpus, bad_files_report_expected_errors)
+{
+	cr_assert_geq(each_file("bad", check_bad_file), 20, "corpus too small");
+}
+
+Test(config_corpus, warn_files_load_and_report_expected_warnings)
+{
+	cr_assert_geq(each_file("warn", check_warn_file), 4, "corpus too small");
 }
 
 Test(config_corpus, every_prefix_of_the_example_fails_cleanly)
@@ -485,6 +542,25 @@ Test(config_model, vip_networks_and_endpoint_order)
 	cr_assert_eq(s->nendpoints, 2);
 	cr_assert_eq(s->endpoints[0], 0);
 	cr_assert_eq(s->endpoints[1], 2);
+	config_unref(c);
+}
+
+Test(config_model, a_scaled_to_zero_service_and_missing_references_load)
+{
+	/* A Deployment scaled to zero leaves its Service behind; a workload's
+	 * Service or policy may not have arrived yet. Such a file loads (it
+	 * used to be refused, and with it every later reload). */
+	struct config *c = parse_ok(
+		"{\"workloads\": [{\"uid\": \"a\", \"namespace\": \"ns\", \"serviceAccount\": \"a\", "
+		"\"workloadIps\": [\"10.0.0.1\"], \"services\": {\"ns/web\": {}, \"ns/later\": {}}, "
+		"\"authorizationPolicies\": [\"ns/later\"]}],"
+		"\"services\": [{\"name\": \"web\", \"namespace\": \"ns\", \"hostname\": \"web\", "
+		"\"vips\": [\"/10.96.0.1\"], \"ports\": {\"80\": 8080}}, "
+		"{\"name\": \"idle\", \"namespace\": \"ns\", \"hostname\": \"idle\", "
+		"\"vips\": [\"/10.96.0.2\"], \"ports\": {\"80\": 8080}}]}");
+	cr_assert_eq(c->nservices, 2);
+	cr_assert_eq(c->services[0].nendpoints, 1);
+	cr_assert_eq(c->services[1].nendpoints, 0);
 	config_unref(c);
 }
 
@@ -820,8 +896,11 @@ Test(check, valid_file_prints_a_summary)
 	char *p = path_join(env_dir("ZRING_SRCDIR"), "examples/workloads.json");
 	char *out, *err;
 	cr_assert_eq(run_check(p, false, &out, &err), 0);
-	cr_assert_str_eq(err, "");
+	cr_assert(strstr(err, "examples/workloads.json:159:5: workloads[9]: warning: no "
+			      "serviceAccount: the identity is \"spiffe://cluster.local/ns/legacy/"
+			      "sa/default\"\n"), "%s", err);
 	cr_assert(strstr(out, ": valid\n"), "%s", out);
+	cr_assert(strstr(out, "warnings    1 (valid; listed on stderr)\n"), "%s", out);
 	cr_assert(strstr(out, "workloads   10: HBONE 8, TCP 2; 1 unhealthy; 14 addresses "
 			      "(IPv4 10, IPv6 4)\n"), "%s", out);
 	cr_assert(strstr(out, "services    8: 11 VIPs, 10 ports, 10 endpoints\n"), "%s", out);
@@ -831,6 +910,7 @@ Test(check, valid_file_prints_a_summary)
 	free(err);
 	cr_assert_eq(run_check(p, true, &out, &err), 0);
 	cr_assert_str_eq(out, "");
+	cr_assert_str_eq(err, "");
 	free(out);
 	free(err);
 	free(p);

@@ -594,6 +594,7 @@ Test(metrics, the_page_passes_promtool_with_hostile_values)
 	cr_assert_eq(value_of(page, "zring_config_reloads_total", bad), 2);
 	cr_assert_eq(value_of(page, "zring_certificate_reloads_total", ok), 1);
 	cr_assert_eq(value_of(page, "zring_config_version", NULL), 7);
+	cr_assert_eq(value_of(page, "zring_config_warnings", NULL), 0, "nothing published");
 	cr_assert_gt(value_of(page, "process_resident_memory_bytes", NULL), 0);
 	cr_assert_gt(value_of(page, "process_open_fds", NULL), 2);
 	cr_assert_gt(value_of(page, "process_max_fds", NULL), 0);
@@ -735,6 +736,30 @@ Test(metrics, a_workload_that_comes_back_in_time_keeps_its_series)
 	snap_free(s1);
 	snap_free(s2);
 	snap_free(s3);
+}
+
+Test(metrics, config_warnings_of_the_latest_snapshot)
+{
+	static const char json[] =
+		"{\"services\": [{\"name\": \"a\", \"namespace\": \"ns\", \"hostname\": \"a\", "
+		"\"vips\": [], \"ports\": {}}, {\"name\": \"b\", \"namespace\": \"ns\", "
+		"\"hostname\": \"b\", \"vips\": [], \"ports\": {}}]}";
+	struct config *cfg;
+	struct config_errors errs;
+	cr_assert_eq(config_parse(json, strlen(json), "w.json", &cfg, &errs), 0);
+	config_errors_free(&errs);
+	cr_assert_eq(cfg->warnings_total, 2, "two services that select nothing");
+	struct snapshot_slot slot;
+	slot_init(&slot);
+	struct snapshot *s;
+	cr_assert_eq(snapshot_new(cfg, NULL, &s), 0);
+	slot_publish(&slot, s);
+	struct watch wa = { .slot = &slot };
+	char *page = render(NULL, 0, &wa);
+	cr_assert_eq(value_of(page, "zring_config_warnings", NULL), 2);
+	check_structure(page);
+	free(page);
+	slot_deinit(&slot);
 }
 
 Test(metrics, label_sets_beyond_the_cap_fold_into_one_overflow_series)

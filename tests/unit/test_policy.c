@@ -97,16 +97,19 @@ Test(policy, workload_selector_policy_applies_only_where_listed)
 
 Test(policy, reference_to_a_policy_not_in_the_config)
 {
-	/* The validator refuses such a file... */
+	/* The file loads, with a warning (a policy not there yet)... */
 	const char *json = "{\"workloads\": [{\"uid\": \"a\", \"namespace\": \"ns1\","
-			   " \"workloadIps\": [], \"authorizationPolicies\": [\"ns1/ghost\"]}]}";
+			   " \"serviceAccount\": \"a\", \"workloadIps\": [],"
+			   " \"authorizationPolicies\": [\"ns1/ghost\"]}]}";
 	struct config *c = NULL;
 	struct config_errors errs;
-	cr_assert_eq(config_parse(json, strlen(json), "t", &c, &errs), -EINVAL);
-	cr_assert_eq(errs.n, 1);
-	cr_expect(strstr(errs.v[0].msg, "unknown policy"), "%s", errs.v[0].msg);
+	cr_assert_eq(config_parse(json, strlen(json), "t", &c, &errs), 0);
+	cr_assert_eq(c->nwarnings, 1);
+	cr_expect(strstr(c->warnings[0].msg, "\"ns1/ghost\" is not in the file"), "%s",
+		  c->warnings[0].msg);
+	config_unref(c);
 	config_errors_free(&errs);
-	/* ...and the index skips one anyway, as ztunnel does, keeping the rest */
+	/* ...and the index skips it, as ztunnel does, keeping the rest */
 	load("\"ns1/real\", \"ns1/other\"", "",
 	     POL("real", "ns1", "WorkloadSelector", "Deny", PORT(7)) ","
 	     POL("other", "ns1", "WorkloadSelector", "Allow", ANY));
