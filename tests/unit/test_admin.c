@@ -430,6 +430,88 @@ Test(config_dump, without_config_file_or_certificates)
 	free(text);
 }
 
+/* A config of n workloads (each with a service map and a policy name),
+ * two services and a policy, as JSON text. */
+static char *many_workloads(size_t n)
+{
+	struct strbuf b;
+	strbuf_init(&b);
+	strbuf_puts(&b, "{\"workloads\": [");
+	for (size_t i = 0; i < n; i++)
+		strbuf_printf(&b, "%s{\"uid\": \"c//Pod/ns/w%zu\", \"name\": \"w%zu\", "
+			      "\"namespace\": \"ns\", \"serviceAccount\": \"sa\", "
+			      "\"workloadIps\": [\"10.%zu.%zu.%zu\"], \"protocol\": \"HBONE\", "
+			      "\"services\": {\"ns/web.ns.svc.cluster.local\": {\"80\": 8080}}}",
+			      i ? ", " : "", i, i, i >> 16 & 255, i >> 8 & 255, i & 255);
+	strbuf_puts(&b, "], \"services\": [{\"name\": \"web\", \"namespace\": \"ns\", "
+		    "\"hostname\": \"web.ns.svc.cluster.local\", \"vips\": [\"/10.96.0.1\"], "
+		    "\"ports\": {\"80\": 8080}}, {\"name\": \"db\", \"namespace\": \"ns\", "
+		    "\"hostname\": \"db.ns.svc.cluster.local\", \"vips\": [\"/10.96.0.2\"], "
+		    "\"ports\": {\"5432\": 5432}}], \"policies\": [{\"name\": \"p\", "
+		    "\"namespace\": \"ns\", \"scope\": \"Namespace\", \"action\": \"Allow\", "
+		    "\"rules\": [[[{\"namespaces\": [{\"Exact\": \"ns\"}]}]]]}]}");
+	cr_assert_eq(b.err, 0);
+	return strbuf_take(&b, NULL);
+}
+
+Test(config_dump, written_piece_by_piece)
+{
+	char *text = many_workloads(3000);
+	struct config *c = parse_str(text, "many.json");
+	free(text);
+	struct snapshot *s;
+	cr_assert_eq(snapshot_new(config_ref(c), NULL, &s), 0);
+	s->version = 3;
+
+	struct admin_dump *d;
+	struct strbuf doc, piece;
+	strbuf_init(&doc);
+	strbuf_init(&piece);
+	cr_assert_eq(admin_dump_new(snapshot_ref(s), &d), 0);
+	size_t pieces = 0, biggest = 0;
+	int more;
+	do {
+		strbuf_reset(&piece);
+		more = admin_dump_next(d, &piece, 4096);
+		cr_assert_geq(more, 0);
+		cr_assert(piece.len > 0, "an empty piece");
+		biggest = piece.len > biggest ? piece.len : biggest;
+		strbuf_add(&doc, piece.buf, piece.len);
+		pieces++;
+	} while (more);
+	admin_dump_free(d);
+	cr_assert_eq(doc.err, 0);
+	/* Bounded pieces: what was asked for, plus at most one item. */
+	cr_assert_lt(biggest, 4096 + 2048, "a piece of %zu bytes", biggest);
+	cr_assert_gt(pieces, doc.len / 8192, "%zu pieces for %zu bytes", pieces, doc.len);
+
+	/* The pieces make one document: cJSON's own print of it, member for
+	 * member; its "config" is config_to_json's, and loads again. */
+	cJSON *j = cJSON_Parse(doc.buf);
+	cr_assert_not_null(j, "not JSON: ...%s", doc.buf + (doc.len > 300 ? doc.len - 300 : 0));
+	char *again = cJSON_Print(j);
+	cr_assert(strlen(again) + 1 == doc.len && strncmp(again, doc.buf, doc.len - 1) == 0,
+		  "not formatted as cJSON prints the whole document");
+	free(again);
+	cJSON *whole = config_to_json(c);
+	cr_assert(cJSON_Compare(cJSON_GetObjectItem(j, "config"), whole, true),
+		  "the pieces' config differs from config_to_json's");
+	cJSON_Delete(whole);
+	cr_assert_eq(cJSON_GetObjectItem(j, "version")->valuedouble, 3);
+
+	/* admin_config_dump writes the same document at once. */
+	struct strbuf at_once;
+	strbuf_init(&at_once);
+	cr_assert_eq(admin_config_dump(s, &at_once), 0);
+	cr_assert_str_eq(at_once.buf, doc.buf);
+	strbuf_deinit(&at_once);
+	cJSON_Delete(j);
+	strbuf_deinit(&doc);
+	strbuf_deinit(&piece);
+	snapshot_unref(s);
+	config_unref(c);
+}
+
 Test(config_dump, rfc3339)
 {
 	char b[40];
@@ -500,6 +582,9 @@ static struct call call(const struct http_route *routes, struct admin *a, unsign
 						      &out.allow);
 	if (rt) {
 		rt->fn(a, &req, &resp);
+		/* A body written as it is sent: write it all here. */
+		while (resp.src.next && resp.src.next(resp.src.ctx, &resp.body) > 0)
+			;
 		out.status = resp.status;
 		out.content_type = resp.content_type;
 		snprintf(out.body, sizeof(out.body), "%s", resp.body.buf ? resp.body.buf : "");
@@ -614,6 +699,45 @@ Test(admin_routes, index_and_dump)
 	cJSON_Delete(j);
 	c = call(admin_routes, &a, HTTP_M_POST, "/config_dump", "");
 	cr_assert_eq(c.status, 405);
+}
+
+Test(admin_routes, dumps_at_once_are_capped_with_retry_after)
+{
+	struct admin a = { .opts = &no_certs_opts, .slot = &slot };
+	struct http_request req = { .method = HTTP_M_GET, .path = "/config_dump", .query = "",
+				    .http_minor = 1 };
+	struct http_response held[ADMIN_DUMPS_MAX + 1];
+	const struct http_route *rt = http_route_find(admin_routes, "/config_dump", HTTP_M_GET,
+						      &(int){ 0 }, &(unsigned){ 0 });
+	for (unsigned i = 0; i < ADMIN_DUMPS_MAX; i++) {
+		http_response_init(&held[i]);
+		rt->fn(&a, &req, &held[i]);
+		cr_assert_eq(held[i].status, 200);
+		cr_assert_not_null(held[i].src.next, "not written as it is sent");
+	}
+	cr_assert_eq(a.dumps, ADMIN_DUMPS_MAX);
+	struct http_response *busy = &held[ADMIN_DUMPS_MAX];
+	http_response_init(busy);
+	rt->fn(&a, &req, busy);
+	cr_assert_eq(busy->status, 503);
+	cr_assert_eq(busy->retry_after, ADMIN_DUMP_RETRY_S);
+	cr_assert_null(busy->src.next);
+	struct strbuf out;
+	strbuf_init(&out);
+	cr_assert_eq(http_response_format(busy, HTTP_M_GET, true, &out), 0);
+	cr_assert(strstr(out.buf, "\r\nRetry-After: 1\r\n"), "%s", out.buf);
+	strbuf_deinit(&out);
+	http_response_deinit(busy);
+
+	/* One ends (sent, cut, or dropped): room for the next. */
+	http_response_deinit(&held[0]);
+	cr_assert_eq(a.dumps, ADMIN_DUMPS_MAX - 1);
+	http_response_init(&held[0]);
+	rt->fn(&a, &req, &held[0]);
+	cr_assert_eq(held[0].status, 200);
+	for (unsigned i = 0; i < ADMIN_DUMPS_MAX; i++)
+		http_response_deinit(&held[i]);
+	cr_assert_eq(a.dumps, 0);
 }
 
 Test(admin_routes, metrics_on_both_paths_and_draining_shows)

@@ -380,6 +380,36 @@ Test(http_response, close_allow_and_head)
 	http_response_deinit(&resp);
 }
 
+static int two_pieces(void *ctx, struct strbuf *out)
+{
+	unsigned *n = ctx;
+	strbuf_puts(out, "piece");
+	return ++*n < 2;
+}
+
+Test(http_response, a_body_written_as_it_is_sent_is_chunked_or_until_close)
+{
+	struct http_response resp;
+	struct strbuf out;
+	unsigned n = 0;
+	http_response_init(&resp);
+	strbuf_init(&out);
+	resp.src = (struct http_body_src){ .next = two_pieces, .ctx = &n };
+	cr_assert_eq(http_response_format(&resp, HTTP_M_GET, true, &out), 0);
+	cr_assert_str_eq(out.buf, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
+			 "Transfer-Encoding: chunked\r\nCache-Control: no-store\r\n\r\n",
+			 "the head only: the server sends the pieces as chunks");
+	strbuf_reset(&out);
+	resp.http_minor = 0;
+	cr_assert_eq(http_response_format(&resp, HTTP_M_GET, false, &out), 0);
+	cr_assert_str_eq(out.buf, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
+			 "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+			 "HTTP/1.0 takes no chunks: the body ends with the connection");
+	cr_assert_eq(n, 0, "formatting writes no piece");
+	strbuf_deinit(&out);
+	http_response_deinit(&resp);
+}
+
 Test(http_response, reasons)
 {
 	cr_assert_str_eq(http_reason(200), "OK");
