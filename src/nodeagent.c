@@ -275,7 +275,7 @@ static void log_added(const struct nodeagent *na, const struct pod *p, unsigned 
 }
 
 static void log_unavailable(struct nodeagent *na, const struct workload *wl, const char *name,
-			    int err)
+			    int err, const char *why)
 {
 	uint64_t n = atomic_fetch_add(&na->netns_failures, 1) + 1;
 	struct log_line l;
@@ -283,7 +283,10 @@ static void log_unavailable(struct nodeagent *na, const struct workload *wl, con
 		log_str(&l, "pod", name);
 		log_str(&l, "uid", wl->uid);
 		log_str(&l, "netns", wl->netns);
-		log_err(&l, "error", err);
+		if (why && *why)
+			log_str(&l, "error", why);
+		else
+			log_err(&l, "error", err);
 		log_u64(&l, "failures", n);
 		log_end(&l);
 	}
@@ -313,9 +316,10 @@ static int add_pod(struct nodeagent *na, const struct workload *wl)
 	char name[512];
 	struct pod *p;
 	snprintf(name, sizeof(name), "%s/%s", wl->namespace, wl->name);
-	int err = pod_new(wl->uid, name, wl->netns, &p);
+	char why[POD_WHY_MAX];
+	int err = pod_new(wl->uid, name, wl->netns, &p, why, sizeof(why));
 	if (err < 0) {
-		log_unavailable(na, wl, name, err);
+		log_unavailable(na, wl, name, err, why);
 		return err;
 	}
 	if ((err = check_conflict(na, p)) < 0) {

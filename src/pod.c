@@ -3,17 +3,22 @@
  */
 #include "zring/pod.h"
 #include "zring/fdbudget.h"
+#include "zring/file.h"
 #include "zring/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <linux/nsfs.h>
 #include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 /* The namespace threads return to; threads start in the main thread's. */
@@ -44,38 +49,137 @@ void pod_home_deinit(void)
 	g_home_fd = -1;
 }
 
-/* Is fd a network namespace? NS_GET_NSTYPE answers for nsfs files only. */
-static int check_netns(int fd)
+static int refuse(int err, char *why, size_t why_len, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Returns err, with the reason in why (if any). */
+static int refuse(int err, char *why, size_t why_len, const char *fmt, ...)
 {
-	int type = ioctl(fd, NS_GET_NSTYPE);
-	if (type < 0)
-		return errno == ENOTTY || errno == EINVAL ? -EINVAL : -errno;
-	return type == CLONE_NEWNET ? 0 : -EINVAL;
+	if (why && why_len) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(why, why_len, fmt, ap);
+		va_end(ap);
+	}
+	return err;
 }
 
-int pod_new(const char *uid, const char *name, const char *netns_path, struct pod **out)
+static const char *ns_type_name(int type)
+{
+	switch (type) {
+	case CLONE_NEWNET:
+		return "network";
+	case CLONE_NEWUTS:
+		return "UTS";
+	case CLONE_NEWIPC:
+		return "IPC";
+	case CLONE_NEWNS:
+		return "mount";
+	case CLONE_NEWPID:
+		return "PID";
+	case CLONE_NEWUSER:
+		return "user";
+	case CLONE_NEWCGROUP:
+		return "cgroup";
+	default:
+		return "non-network";
+	}
+}
+
+/* Is this (a stat and a statfs of one file) a namespace file? A namespace
+ * is a regular file on nsfs; anything else (a FIFO, a device, a socket, a
+ * directory, a file on another file system) is refused. */
+static int check_nsfs(const struct stat *st, const struct statfs *sfs, char *why, size_t len)
+{
+	if (!S_ISREG(st->st_mode))
+		return refuse(-EINVAL, why, len, "is %s, not a network namespace",
+			      file_type_name(st->st_mode));
+	if (sfs->f_type != NSFS_MAGIC)
+		return refuse(-EINVAL, why, len, "is a file, not a network namespace (not on nsfs)");
+	return 0;
+}
+
+/* Is fd a network namespace? */
+static int check_netns(int fd, char *why, size_t len)
+{
+	struct stat st;
+	struct statfs sfs;
+	int err;
+	if (fstat(fd, &st) < 0 || fstatfs(fd, &sfs) < 0) {
+		err = -errno;
+		return refuse(err, why, len, "cannot stat: %s", strerror(-err));
+	}
+	if ((err = check_nsfs(&st, &sfs, why, len)) < 0)
+		return err;
+	int type = ioctl(fd, NS_GET_NSTYPE);
+	if (type < 0) {
+		err = -errno;
+		return refuse(err, why, len, "cannot tell its namespace type: %s", strerror(-err));
+	}
+	if (type != CLONE_NEWNET)
+		return refuse(-EINVAL, why, len, "is a %s namespace, not a network namespace",
+			      ns_type_name(type));
+	return 0;
+}
+
+/*
+ * Open the namespace at path without ever blocking: it is looked at before
+ * it is opened (a FIFO or a device is never opened at all), then opened
+ * with O_NONBLOCK | O_NOCTTY and checked again on the descriptor, so a
+ * swap between the two cannot block either. Returns the descriptor or
+ * -errno with the reason in why.
+ */
+static int open_netns(const char *path, char *why, size_t len)
+{
+	struct stat st;
+	struct statfs sfs;
+	int err;
+	if (stat(path, &st) < 0 || statfs(path, &sfs) < 0) {
+		err = -errno;
+		return refuse(err, why, len, "%s", strerror(-err));
+	}
+	if ((err = check_nsfs(&st, &sfs, why, len)) < 0)
+		return err;
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		err = -errno;
+		return refuse(err, why, len, "%s", strerror(-err));
+	}
+	fdb_opened(1);
+	if ((err = check_netns(fd, why, len)) < 0) {
+		close(fd);
+		fdb_closed(1);
+		return err;
+	}
+	return fd;
+}
+
+int pod_new(const char *uid, const char *name, const char *netns_path, struct pod **out,
+	    char *why, size_t why_len)
 {
 	struct pod *p = calloc(1, sizeof(*p));
 	struct stat st;
 	int err = -ENOMEM;
+	if (why && why_len)
+		why[0] = '\0';
 	if (!p)
-		return -ENOMEM;
+		return refuse(-ENOMEM, why, why_len, "out of memory");
 	p->netns_fd = -1;
 	p->uid = strdup(uid);
 	p->name = strdup(name);
 	p->netns = strdup(netns_path);
-	if (!p->uid || !p->name || !p->netns)
-		goto fail;
-	p->netns_fd = open(netns_path, O_RDONLY | O_CLOEXEC);
-	if (p->netns_fd < 0) {
-		err = -errno;
+	if (!p->uid || !p->name || !p->netns) {
+		refuse(err, why, why_len, "out of memory");
 		goto fail;
 	}
-	fdb_opened(1);
-	if ((err = check_netns(p->netns_fd)) < 0)
+	p->netns_fd = open_netns(netns_path, why, why_len);
+	if (p->netns_fd < 0) {
+		err = p->netns_fd;
 		goto fail;
+	}
 	if (fstat(p->netns_fd, &st) < 0) {
 		err = -errno;
+		refuse(err, why, why_len, "cannot stat: %s", strerror(-err));
 		goto fail;
 	}
 	p->netns_dev = st.st_dev;

@@ -44,12 +44,25 @@ struct pod {
 int pod_home_init(void);
 void pod_home_deinit(void);
 
+/* Room for any reason pod_new writes. */
+#define POD_WHY_MAX 128
+
 /*
  * Open the network namespace at `netns_path` for the pod `uid` ("name" is
- * for logs). Returns 0 and *out (refs = 1), -EINVAL if the file is not a
- * network namespace, or open(2)'s -errno (-ENOENT, -EACCES...).
+ * for logs). Returns 0 and *out (refs = 1), or a negative errno with a
+ * one-line reason in why[why_len] (when why is not NULL):
+ *   -EINVAL  not a network namespace: "is a FIFO, not a network
+ *            namespace", "is a UTS namespace, not a network namespace"...
+ *   stat(2)'s or open(2)'s error (-ENOENT, -EACCES...), -ENOMEM.
+ * Never blocks: the path comes from the config, and anything may sit there
+ * (a FIFO with no writer would block open(2) forever, on the control
+ * thread). Only a regular file on nsfs (a /proc/PID/ns/net file or a bind
+ * mount of one, as /var/run/netns/NAME) is opened at all, with O_NONBLOCK
+ * | O_NOCTTY, and checked again on the descriptor (fstat, fstatfs,
+ * NS_GET_NSTYPE).
  */
-int pod_new(const char *uid, const char *name, const char *netns_path, struct pod **out);
+int pod_new(const char *uid, const char *name, const char *netns_path, struct pod **out,
+	    char *why, size_t why_len);
 
 /* Is p's namespace zring's own (pod_home_init's)? */
 bool pod_is_home(const struct pod *p);

@@ -76,7 +76,7 @@ int main(int argc, char **argv)
 	char path[64];
 	struct pod *p;
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", nsfd);
-	if ((err = pod_new("bench", "bench/pod", path, &p)) < 0) {
+	if ((err = pod_new("bench", "bench/pod", path, &p, NULL, 0)) < 0) {
 		fprintf(stderr, "bench_setns: %s\n", strerror(-err));
 		return 1;
 	}

@@ -62,15 +62,51 @@ static void need_setns(void)
 Test(pod, a_missing_namespace_is_enoent)
 {
 	struct pod *p;
-	cr_assert_eq(pod_new("u1", "ns/a", "/var/run/netns/zring-test-none", &p), -ENOENT);
+	cr_assert_eq(pod_new("u1", "ns/a", "/var/run/netns/zring-test-none", &p, NULL, 0), -ENOENT);
 }
 
 Test(pod, a_file_that_is_not_a_network_namespace_is_einval)
 {
 	struct pod *p;
-	cr_assert_eq(pod_new("u1", "ns/a", "/etc/hostname", &p), -EINVAL);
+	cr_assert_eq(pod_new("u1", "ns/a", "/etc/hostname", &p, NULL, 0), -EINVAL);
 	/* A namespace, but not a network one. */
-	cr_assert_eq(pod_new("u1", "ns/a", "/proc/self/ns/uts", &p), -EINVAL);
+	cr_assert_eq(pod_new("u1", "ns/a", "/proc/self/ns/uts", &p, NULL, 0), -EINVAL);
+}
+
+/* pod_new's refusal of path: its errno and reason. */
+static void expect_refused(const char *path, int err, const char *why_has)
+{
+	struct pod *p = NULL;
+	char why[POD_WHY_MAX] = "unset";
+	cr_assert_eq(pod_new("u1", "ns/a", path, &p, why, sizeof(why)), err, "%s: %s", path, why);
+	cr_assert_null(p);
+	cr_assert(strstr(why, why_has), "%s: reason '%s' lacks '%s'", path, why, why_has);
+}
+
+/* A FIFO with no writer would block open(2) forever (on the control
+ * thread, in node-agent mode): refused at once, never opened. */
+Test(pod, a_fifo_is_refused_at_once, .timeout = 5)
+{
+	char dir[] = "/tmp/zring-pod-XXXXXX", path[64];
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/netns", dir);
+	cr_assert_eq(mkfifo(path, 0600), 0);
+	expect_refused(path, -EINVAL, "is a FIFO, not a network namespace");
+	unlink(path);
+	rmdir(dir);
+}
+
+Test(pod, each_refusal_says_why)
+{
+	expect_refused("/dev/null", -EINVAL, "is a character device, not a network namespace");
+	expect_refused("/tmp", -EINVAL, "is a directory, not a network namespace");
+	expect_refused("/etc/hostname", -EINVAL, "not on nsfs");
+	expect_refused("/proc/self/ns/uts", -EINVAL, "is a UTS namespace, not a network namespace");
+	expect_refused("/var/run/netns/zring-test-none", -ENOENT, "No such file");
+	struct pod *p;
+	char why[POD_WHY_MAX];
+	cr_assert_eq(pod_new("s", "ns/s", "/proc/self/ns/net", &p, why, sizeof(why)), 0, "%s", why);
+	pod_unref(p);
 }
 
 Test(pod, sockets_are_made_in_the_pods_namespace_and_the_thread_returns)
@@ -80,7 +116,7 @@ Test(pod, sockets_are_made_in_the_pods_namespace_and_the_thread_returns)
 	int keep = new_netns(path, sizeof(path));
 	cr_assert_geq(keep, 0, "cannot make a network namespace");
 	struct pod *p;
-	cr_assert_eq(pod_new("uid-1", "default/pod1", path, &p), 0);
+	cr_assert_eq(pod_new("uid-1", "default/pod1", path, &p, NULL, 0), 0);
 	close(keep);	/* the pod's own descriptor keeps it alive */
 	cr_assert_str_eq(p->uid, "uid-1");
 	cr_assert_str_eq(p->name, "default/pod1");
@@ -109,7 +145,7 @@ Test(pod, a_port_taken_in_a_pod_is_free_in_ours)
 	int keep = new_netns(path, sizeof(path));
 	cr_assert_geq(keep, 0);
 	struct pod *p;
-	cr_assert_eq(pod_new("u", "ns/n", path, &p), 0);
+	cr_assert_eq(pod_new("u", "ns/n", path, &p, NULL, 0), 0);
 	close(keep);
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(a);
@@ -135,9 +171,9 @@ Test(pod, two_paths_to_one_namespace_are_the_same_and_home_is_home)
 	int keep = new_netns(path, sizeof(path));
 	cr_assert_geq(keep, 0);
 	struct pod *a, *b, *self;
-	cr_assert_eq(pod_new("a", "ns/a", path, &a), 0);
-	cr_assert_eq(pod_new("b", "ns/b", path, &b), 0);
-	cr_assert_eq(pod_new("s", "ns/s", "/proc/self/ns/net", &self), 0);
+	cr_assert_eq(pod_new("a", "ns/a", path, &a, NULL, 0), 0);
+	cr_assert_eq(pod_new("b", "ns/b", path, &b, NULL, 0), 0);
+	cr_assert_eq(pod_new("s", "ns/s", "/proc/self/ns/net", &self, NULL, 0), 0);
 	cr_assert(pod_same_netns(a, b));
 	cr_assert_not(pod_same_netns(a, self));
 	cr_assert(pod_is_home(self));
