@@ -766,8 +766,13 @@ void tunnel_detach(struct tunnel *t, struct conn *c, bool reset)
 		t->idle_since_ns = t->w->now_ns;
 	nghttp2_session_set_stream_user_data(t->h2, c->stream_id, NULL);
 	if (reset && !t->closing) {
-		nghttp2_submit_rst_stream(t->h2, NGHTTP2_FLAG_NONE, c->stream_id, NGHTTP2_CANCEL);
-		tunnel_flush(t);
+		/* A stream that cannot be reset would hang its client: the
+		 * tunnel goes instead. */
+		if (nghttp2_submit_rst_stream(t->h2, NGHTTP2_FLAG_NONE, c->stream_id,
+					      NGHTTP2_CANCEL) != 0)
+			tunnel_close(t, -ENOMEM, "out of memory (stream reset)");
+		else
+			tunnel_flush(t);
 	}
 }
 
