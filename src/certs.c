@@ -69,7 +69,13 @@ static int x509_spiffe(WOLFSSL_X509 *x509, char *buf, size_t len)
 			continue;
 		const char *s = (const char *)wolfSSL_ASN1_STRING_data(gn->d.uniformResourceIdentifier);
 		int n = wolfSSL_ASN1_STRING_length(gn->d.uniformResourceIdentifier);
-		if (s && n > 9 && (size_t)n < len && strncmp(s, "spiffe://", 9) == 0) {
+		if (s && n > 9 && strncmp(s, "spiffe://", 9) == 0) {
+			/* Too long for buf: refused, never cut, never skipped
+			 * for a later SAN. */
+			if ((size_t)n >= len) {
+				err = -ENAMETOOLONG;
+				break;
+			}
 			memcpy(buf, s, (size_t)n);
 			buf[n] = '\0';
 			err = 0;

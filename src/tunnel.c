@@ -565,21 +565,27 @@ void tunnel_accept(struct listener *l, int fd)
 		return;
 	}
 	t->pod = pod_ref(l->pod);
-	socklen_t len = sizeof(t->peer);
-	getpeername(fd, &t->peer.sa, &len);
+	/* The peer address is the source that policy checks: without it (a
+	 * peer that reset at once) there is nothing to authorize. */
+	socklen_t len = sizeof(t->peer), llen = sizeof(t->local);
+	int err = 0;
+	if (getpeername(fd, &t->peer.sa, &len) < 0 || getsockname(fd, &t->local.sa, &llen) < 0) {
+		err = -errno;
+		t->why = "no peer or local address";
+	}
 	addr_unmap(&t->peer);
-	len = sizeof(t->local);
-	getsockname(fd, &t->local.sa, &len);
 	addr_unmap(&t->local);
-	int err = hbone_server_ctx(t, &ctx);
+	if (err == 0 && (err = hbone_server_ctx(t, &ctx)) < 0)
+		t->why = "no certificate for the local workload";
 	if (err == 0 && (err = tls_init(&t->tls, ctx, true)) == 0) {
 		tls_check_peer(&t->tls, check_leaf, t);
 		err = new_session(t);
 	}
+	if (err < 0 && !t->why)
+		t->why = "out of memory (tunnel setup)";
 	if (err < 0) {
 		t->closing = true;
 		t->err = err;
-		t->why = "no certificate for the local workload";
 		tunnel_put(t);
 		return;
 	}
@@ -668,8 +674,16 @@ struct tunnel *tunnel_get(struct worker *w, struct pod *pod, const struct local_
 	}
 	t->pod = pod_ref(pod);
 	t->peer = *addr;
-	snprintf(t->want_id, sizeof(t->want_id), "%s", want);
-	snprintf(t->src_id, sizeof(t->src_id), "%s", src->id);
+	/* A cut identity would let a server whose name is its prefix pass
+	 * the identity check: one that does not fit is refused whole. */
+	if (snprintf(t->want_id, sizeof(t->want_id), "%s", want) >= (int)sizeof(t->want_id) ||
+	    snprintf(t->src_id, sizeof(t->src_id), "%s", src->id) >= (int)sizeof(t->src_id)) {
+		t->closing = true;
+		t->err = *err = -ENAMETOOLONG;
+		t->why = "identity too long";
+		tunnel_put(t);
+		return NULL;
+	}
 	if ((*err = copy_alts(t, alt_key ? svc : NULL)) == 0 &&
 	    (*err = tls_init(&t->tls, src->client, false)) == 0)
 		tls_check_peer(&t->tls, check_leaf, t);
@@ -691,7 +705,11 @@ void tunnel_on_connect(struct tunnel *t, const struct io_uring_cqe *cqe)
 		tunnel_close(t, err, "tunnel connect");
 	} else if (!t->closing) {
 		socklen_t len = sizeof(t->local);
-		getsockname(t->fd, &t->local.sa, &len);
+		if (getsockname(t->fd, &t->local.sa, &len) < 0) {
+			tunnel_close(t, -errno, "no local address");
+			tunnel_put(t);
+			return;
+		}
 		int err = tls_handshake(&t->tls);	/* writes the ClientHello */
 		if (err != -EAGAIN && err != 0)
 			handshake_failed(t, err);
