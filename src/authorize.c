@@ -73,6 +73,7 @@ static int check(struct conn *c, const struct snapshot *s, bool again)
 	if (c->role == ROLE_HBONE && !c->peer_id) {
 		c->why = "no authenticated identity";
 		c->rflag = RFLAG_DENY;
+		atomic_fetch_add_explicit(&c->w->policy_denials, 1, memory_order_relaxed);
 		return -EACCES;
 	}
 	const struct policy_request req = {
