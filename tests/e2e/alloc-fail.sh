@@ -15,6 +15,8 @@
 #     deny-principal (principals .../sa/client) and 7003 by deny-ns
 #     (namespaces default): a lost identity must not stop these matching;
 #   - HBONE :15008, 7000 allowed;
+#   - getpeername/getsockname failing instead (--fail addr), plaintext and
+#     HBONE to 7001: the sourceIps deny must hold without the address;
 # and on A (the client pod's outbound :15001, a fresh tunnel per connection:
 # --hbone-tunnel-streams 1): 7002 through the tunnel (denied by B) and 7000.
 # At the end both must exit 0 on SIGTERM; on the ASan build LeakSanitizer
@@ -110,6 +112,13 @@ sweep B hbone-deny-principal "${hbone_b[@]}" --expect deny --authority "$S4:7002
 sweep B hbone-deny-namespace "${hbone_b[@]}" --expect deny --authority "$S4:7003" \
   --server-log "$E2E_TMP/echo-7003.log"
 sweep B hbone-allow "${hbone_b[@]}" --expect allow --authority "$S4:7000"
+# The client's address is a fact policy rests on too: getpeername and
+# getsockname fail in turn (as for a peer that reset at once); deny-src
+# (sourceIps) must still hold, on plaintext and through HBONE.
+sweep B addr-plain-deny "${plain_b[@]}" --fail addr --expect deny --addr "$S4:7001" \
+  --server-log "$E2E_TMP/echo-7001.log"
+sweep B addr-hbone-deny "${hbone_b[@]}" --fail addr --expect deny --authority "$S4:7001" \
+  --server-log "$E2E_TMP/echo-7001.log"
 # Through A's outbound capture (no mark): A opens the tunnel, B decides.
 plain_a=(--kind plain --no-mark --live-addr "$S4:7000")
 sweep A outbound-deny "${plain_a[@]}" --expect deny --addr "$S4:7002" --server-log "$E2E_TMP/echo-7002.log"

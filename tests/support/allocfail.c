@@ -1,7 +1,7 @@
 /*
  * allocfail: an LD_PRELOAD shim for tests that makes one chosen heap
- * allocation fail, so that a test can prove that every allocation on a
- * path is checked and that its failure fails closed.
+ * allocation (or address query) fail, so that a test can prove that every
+ * one on a path is checked and that its failure fails closed.
  *
  * It interposes malloc, calloc, realloc, strdup, strndup, posix_memalign,
  * aligned_alloc, memalign and valloc and forwards them to the next
@@ -10,11 +10,15 @@
  * is counted until the test arms it, so startup allocations are not the
  * target:
  *
- *   ZR_ALLOCFAIL_CTL=FILE   the test writes "GEN N" there (GEN a number it
- *                           raises each time, N >= 1: fail the Nth
- *                           allocation counted from now; N = 0: count only).
- *                           The shim polls FILE every 2 ms; on a new GEN it
- *                           resets its count and arms.
+ *   ZR_ALLOCFAIL_CTL=FILE   the test writes "GEN N [KIND]" there (GEN a
+ *                           number it raises each time, N >= 1: fail the
+ *                           Nth call counted from now; N = 0: count only).
+ *                           KIND is "alloc" (the default: the allocators
+ *                           above) or "addr": getpeername and getsockname,
+ *                           which then fail with ENOTCONN, as for a peer
+ *                           that reset before the program asked. The shim
+ *                           polls FILE every 2 ms; on a new GEN it resets
+ *                           its count and arms.
  *   ZR_ALLOCFAIL_STATE=FILE the shim answers there (written whole, by
  *                           rename): "gen=GEN prev_count=C prev_fired=F",
  *                           where C and F are how many allocations the
@@ -29,10 +33,10 @@
  * and is never counted.
  */
 #include <dlfcn.h>
-#include <malloc.h>
 #include <errno.h>
 #include <execinfo.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -40,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,10 +63,14 @@ static free_fn real_free;
 static memalign_fn real_posix_memalign;
 static aligned_fn real_aligned_alloc;
 static aligned_fn real_memalign;
+typedef int (*addr_fn)(int, struct sockaddr *, socklen_t *);
+static addr_fn real_getpeername, real_getsockname;
 
 static atomic_ulong count;	/* allocations counted in this generation */
 static atomic_ulong target;	/* the one to fail; 0: none */
+enum kind { KIND_ALLOC, KIND_ADDR };
 static atomic_int armed;
+static atomic_int kind;		/* enum kind: which calls are counted */
 static atomic_int fired;
 static int trace;		/* ZR_ALLOCFAIL_TRACE=1: log where it failed */
 
@@ -100,14 +109,17 @@ static void resolve(void)
 	real_posix_memalign = (memalign_fn)dlsym(RTLD_NEXT, "posix_memalign");
 	real_aligned_alloc = (aligned_fn)dlsym(RTLD_NEXT, "aligned_alloc");
 	real_memalign = (aligned_fn)dlsym(RTLD_NEXT, "memalign");
+	real_getpeername = (addr_fn)dlsym(RTLD_NEXT, "getpeername");
+	real_getsockname = (addr_fn)dlsym(RTLD_NEXT, "getsockname");
 	real_malloc = (malloc_fn)dlsym(RTLD_NEXT, "malloc");
 	resolving = 0;
 }
 
-/* True if this allocation is the one to fail (it sets errno). */
-static int should_fail(void)
+/* True if this call (of kind k) is the one to fail (it sets errno). */
+static int should_fail_kind(int k, int err)
 {
-	if (!atomic_load_explicit(&armed, memory_order_relaxed))
+	if (!atomic_load_explicit(&armed, memory_order_relaxed) ||
+	    atomic_load_explicit(&kind, memory_order_relaxed) != k)
 		return 0;
 	unsigned long n = atomic_fetch_add(&count, 1) + 1;
 	if (n != atomic_load(&target))
@@ -119,8 +131,13 @@ static int should_fail(void)
 		if (write(2, head, sizeof(head) - 1) > 0)
 			backtrace_symbols_fd(pc, backtrace(pc, 24), 2);
 	}
-	errno = ENOMEM;
+	errno = err;
 	return 1;
+}
+
+static int should_fail(void)
+{
+	return should_fail_kind(KIND_ALLOC, ENOMEM);
 }
 
 void *malloc(size_t n)
@@ -204,12 +221,28 @@ char *strndup(const char *s, size_t max)
 	return p;
 }
 
+int getpeername(int fd, struct sockaddr *sa, socklen_t *len)
+{
+	resolve();
+	if (should_fail_kind(KIND_ADDR, ENOTCONN))
+		return -1;
+	return real_getpeername(fd, sa, len);
+}
+
+int getsockname(int fd, struct sockaddr *sa, socklen_t *len)
+{
+	resolve();
+	if (should_fail_kind(KIND_ADDR, ENOTCONN))
+		return -1;
+	return real_getsockname(fd, sa, len);
+}
+
 /* --- control: polled from a thread of our own --- */
 
 static const char *ctl_path, *state_path;
 
-/* Read "GEN N" from the control file; 0 if it is not there (yet). */
-static int read_ctl(unsigned long *gen, unsigned long *n)
+/* Read "GEN N [KIND]" from the control file; 0 if it is not there (yet). */
+static int read_ctl(unsigned long *gen, unsigned long *n, int *k)
 {
 	char buf[64];
 	int fd = open(ctl_path, O_RDONLY | O_CLOEXEC);
@@ -222,7 +255,8 @@ static int read_ctl(unsigned long *gen, unsigned long *n)
 	buf[r] = '\0';
 	char *end;
 	*gen = strtoul(buf, &end, 10);
-	*n = strtoul(end, NULL, 10);
+	*n = strtoul(end, &end, 10);
+	*k = strstr(end, "addr") ? KIND_ADDR : KIND_ALLOC;
 	return 0;
 }
 
@@ -248,11 +282,13 @@ static void *poll_ctl(void *arg)
 	(void)arg;
 	for (;;) {
 		unsigned long gen, n;
-		if (read_ctl(&gen, &n) == 0 && gen != seen) {
+		int k;
+		if (read_ctl(&gen, &n, &k) == 0 && gen != seen) {
 			atomic_store(&armed, 0);
 			unsigned long prev = atomic_exchange(&count, 0);
 			int prev_fired = atomic_exchange(&fired, 0);
 			atomic_store(&target, n);
+			atomic_store(&kind, k);
 			atomic_store(&armed, 1);
 			write_state(gen, prev, prev_fired);
 			seen = gen;

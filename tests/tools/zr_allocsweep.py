@@ -3,7 +3,8 @@
 
 zring runs with tests/support/allocfail.c preloaded (ZR_ALLOCFAIL_CTL /
 ZR_ALLOCFAIL_STATE). For N = 1, 2, ... this arms the shim to fail the Nth
-heap allocation counted from that moment, makes one connection of the kind
+heap allocation (--fail addr: the Nth getpeername/getsockname) counted from
+that moment, makes one connection of the kind
 asked, and checks what the client saw; then it disarms (count only) and
 checks that zring still serves an allowed connection. It stops once three
 attempts in a row made fewer than N allocations (every allocation of the
@@ -12,6 +13,7 @@ path has been failed once), or at --max.
     zr_allocsweep.py --ctl F --state F --pid ZPID --kind plain|hbone
                      --expect deny|allow --addr HOST:PORT [--authority H:P]
                      [--cert C --key K --ca R] --live-addr HOST:PORT
+                     [--fail alloc|addr]
                      [--live-authority H:P] [--server-log FILE] [--max N]
 
   --kind plain   a TCP connection to --addr (SO_MARK 0x539: past the client
@@ -63,13 +65,13 @@ class Shim:
         except (OSError, ValueError):
             return {}
 
-    def arm(self, n):
-        """Fail the nth allocation from now (0: count only); returns what
-        the previous generation counted: (count, fired)."""
+    def arm(self, n, kind="alloc"):
+        """Fail the nth call of `kind` from now (0: count only); returns
+        what the previous generation counted: (count, fired)."""
         self.gen += 1
         tmp = self.ctl + ".tmp"
         with open(tmp, "w") as f:
-            f.write(f"{self.gen} {n}\n")
+            f.write(f"{self.gen} {n} {kind}\n")
         os.rename(tmp, self.ctl)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
@@ -174,6 +176,7 @@ def main():
     ap.add_argument("--key", default="")
     ap.add_argument("--ca", default="")
     ap.add_argument("--server-log", default="")
+    ap.add_argument("--fail", choices=["alloc", "addr"], default="alloc")
     ap.add_argument("--no-mark", action="store_true")
     ap.add_argument("--timeout", type=float, default=5)
     ap.add_argument("--max", type=int, default=2000)
@@ -186,7 +189,7 @@ def main():
     opened = opens(a.server_log) if a.server_log else 0
     while n < a.max and misses < 3:
         n += 1
-        shim.arm(n)
+        shim.arm(n, a.fail)
         outcome, allowed = attempt(a)
         time.sleep(0.02)	# let zring finish with the connection
         count, fired = shim.arm(0)
