@@ -248,8 +248,11 @@ static struct conn *stream_conn(nghttp2_session *s, int32_t id)
 static int cb_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 {
 	struct tunnel *t = ud;
+	/* No memory for the stream's conn: that stream alone is reset
+	 * (RST_STREAM INTERNAL_ERROR); the tunnel's others go on. */
 	if (t->server && f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST)
-		return hbone_server_begin(t, f->hd.stream_id) < 0 ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
+		return hbone_server_begin(t, f->hd.stream_id) < 0 ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE
+								  : 0;
 	return 0;
 }
 
