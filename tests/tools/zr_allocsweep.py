@@ -22,7 +22,7 @@ path has been failed once), or at --max.
   --kind hbone   an in-process HBONE client (zr_h2client.py) to --addr
                  (zring's :15008) with CONNECT --authority, echoing 64 bytes.
   --expect deny  the connection must never be allowed: for plain, no byte
-                 may come back; for hbone, no 200. --server-log (the echo
+                 may come back; for hbone, no 200 (the answer alone is read). --server-log (the echo
                  server's stderr) must not gain an "open" line.
   --expect allow the connection either works with its bytes intact or fails
                  cleanly (closed, reset, 503, TLS failure); never corrupt.
@@ -116,15 +116,18 @@ def plain(addr, timeout, mark=True):
         s.close()
 
 
-def hbone(a, addr, authority):
+def hbone(a, addr, authority, echo=True):
     """One HBONE CONNECT through a fresh TLS connection, echoing PAYLOAD's
-    length. Returns the outcome (zr_h2client's words: 200, 401, 503, rst:...,
-    eof, tls-fail, timeout, corrupt...)."""
+    length (echo=False: the outcome is the answer itself, so that a 200
+    followed by a reset still reads as 200). Returns the outcome
+    (zr_h2client's words: 200, 401, 503, rst:..., eof, tls-fail, timeout,
+    corrupt...)."""
     ns = argparse.Namespace(
         addr=addr, cert=a.cert, key=a.key,
         ca=a.ca, expect_id="", timeout=a.timeout, mark=0x539, authority=authority,
         no_authority=False, method="CONNECT", scheme="", path="", protocol="", forwarded="",
-        header=[], handshake_only=False, alpn="h2", garbage=-1, echo=len(PAYLOAD), hold=0)
+        header=[], handshake_only=False, alpn="h2", garbage=-1,
+        echo=len(PAYLOAD) if echo else -1, hold=0)
     try:
         res, _ = zr_h2client.run(ns)
         return res.outcome
@@ -149,7 +152,7 @@ def attempt(a):
         outcome, got = plain(a.addr, a.timeout, not a.no_mark)
         allowed = len(got) > 0
     else:
-        outcome = hbone(a, a.addr, a.authority)
+        outcome = hbone(a, a.addr, a.authority, echo=a.expect == "allow")
         allowed = outcome == "200" or outcome == "corrupt"
     return outcome, allowed
 
