@@ -102,9 +102,10 @@ int certs_x509_identity(WOLFSSL_X509 *x509, char *buf, size_t len)
 
 int certs_peer_identity(WOLFSSL *ssl, char *buf, size_t len)
 {
+	/* A verified peer always sent one: NULL is wolfSSL failing to copy it. */
 	WOLFSSL_X509 *x = wolfSSL_get_peer_certificate(ssl);
 	if (!x)
-		return -ENOENT;
+		return -ENOMEM;
 	int err = x509_spiffe(x, buf, len);
 	wolfSSL_X509_free(x);
 	return err;

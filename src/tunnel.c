@@ -382,14 +382,28 @@ static const char *identity_refusal(struct tunnel *t)
 	return NULL;
 }
 
+/* Why the peer has no identity, given err from certs_*_identity (0: it
+ * has one, NULL). Several spiffe:// SANs, one too long, or a certificate
+ * wolfSSL could not copy each say so. */
+static const char *no_identity(struct tunnel *t, int err)
+{
+	if (err == 0)
+		return NULL;
+	t->peer_id[0] = '\0';
+	return err == -ENOMEM ? "out of memory (peer certificate)" :
+	       err == -EINVAL ? "peer certificate has more than one spiffe identity" :
+	       err == -ENAMETOOLONG ? "peer certificate identity too long" :
+				      "peer certificate has no spiffe identity";
+}
+
 /* tls_check_peer's check: the identity is decided inside the handshake,
  * so a refused peer gets a bad_certificate alert (as from rustls). */
 static int check_leaf(void *ctx, WOLFSSL_X509 *leaf)
 {
 	struct tunnel *t = ctx;
-	if (certs_x509_identity(leaf, t->peer_id, sizeof(t->peer_id)) < 0)
-		t->peer_id[0] = '\0';
-	t->why = identity_refusal(t);
+	int err = certs_x509_identity(leaf, t->peer_id, sizeof(t->peer_id));
+	if (!(t->why = no_identity(t, err)))
+		t->why = identity_refusal(t);
 	return t->why == NULL;
 }
 
@@ -402,10 +416,9 @@ static int verify_peer(struct tunnel *t)
 		t->why = "peer did not agree to ALPN h2";
 		return -EPROTO;
 	}
-	if (certs_peer_identity(t->tls.ssl, t->peer_id, sizeof(t->peer_id)) < 0)
-		t->peer_id[0] = '\0';
-	if ((t->why = identity_refusal(t)))
-		return -EACCES;
+	int err = certs_peer_identity(t->tls.ssl, t->peer_id, sizeof(t->peer_id));
+	if ((t->why = no_identity(t, err)) || (t->why = identity_refusal(t)))
+		return err == -ENOMEM ? -ENOMEM : -EACCES;
 	return 0;
 }
 
