@@ -17,8 +17,11 @@
 #   - HBONE :15008, 7000 allowed;
 #   - getpeername/getsockname failing instead (--fail addr), plaintext and
 #     HBONE to 7001: the sourceIps deny must hold without the address;
-# and on A (the client pod's outbound :15001, a fresh tunnel per connection:
-# --hbone-tunnel-streams 1): 7002 through the tunnel (denied by B) and 7000.
+# on A (the client pod's outbound :15001, a fresh tunnel per connection:
+# --hbone-tunnel-streams 1): 7002 through the tunnel (denied by B) and 7000;
+# and on B again, a config reload that adds or removes a Deny of 7004: it is
+# loaded or rejected with a clear line, never half-applied, never silently
+# skipped, and what B says it runs is what it enforces.
 # At the end both must exit 0 on SIGTERM; on the ASan build LeakSanitizer
 # runs at that exit, so whatever a failure path forgot to free fails here.
 #
@@ -59,7 +62,9 @@ cat >"$cfg" <<JSON
    "rules":[[[{"namespaces":[{"Exact":"default"}],"destinationPorts":[7003]}]]]}
 ]}
 JSON
-for p in 7000 7001 7002 7003; do start_echo "$p"; done
+for p in 7000 7001 7002 7003 7004; do start_echo "$p"; done
+cfg_b="$E2E_TMP/b.json"	# B's own copy: the reload sweep rewrites it
+cp "$cfg" "$cfg_b"
 
 # shim_env NAME: the environment that preloads the shim into zring NAME.
 shim_env() {
@@ -76,7 +81,7 @@ for name in A B; do
 done
 ZRING_BIN="$E2E_TMP/zring-A-shim" zr_start A "$NS_C" --config "$cfg" --certs "$certs" \
   --workers 1 --hbone-tunnel-streams 1
-ZRING_BIN="$E2E_TMP/zring-B-shim" zr_start B "$NS_S" --config "$cfg" --certs "$certs" --workers 1
+ZRING_BIN="$E2E_TMP/zring-B-shim" zr_start B "$NS_S" --config "$cfg_b" --certs "$certs" --workers 1
 ZRING_BIN="$real_bin"
 # The wrapper execs: the PIDs are zring's own. The shim is in place.
 for name in A B; do
@@ -123,6 +128,11 @@ sweep B addr-hbone-deny "${hbone_b[@]}" --fail addr --expect deny --authority "$
 plain_a=(--kind plain --no-mark --live-addr "$S4:7000")
 sweep A outbound-deny "${plain_a[@]}" --expect deny --addr "$S4:7002" --server-log "$E2E_TMP/echo-7002.log"
 sweep A outbound-allow "${plain_a[@]}" --expect allow --addr "$S4:7000"
+
+# A config reload under allocation failure: B's file gains or loses a Deny
+# of 7004 each time; B must log that it loaded it or rejected it (the old
+# policies stay), never stay silent, and enforce what it says it runs.
+sweep B reload --kind reload --config "$cfg_b" --zlog "$(zr_log B)" --addr "$S4:7004" --live-addr "$S4:7000"
 
 # What the failures looked like from the inside: each is a clear reason.
 log "B's reasons: $(grep -o 'error="[^"]*"' "$(zr_log B)" | sort | uniq -c | sort -rn | head -n 12 | tr '\n' ';')"

@@ -27,12 +27,19 @@ path has been failed once), or at --max.
   --expect allow the connection either works with its bytes intact or fails
                  cleanly (closed, reset, 503, TLS failure); never corrupt.
 
+  --kind reload  a config reload (see Reload below) with --config and
+                 --zlog: every allocation of reading, parsing, validating and
+                 building the snapshot (and the workers' switch to it) fails
+                 in turn; the policy set zring says it runs must be the one
+                 enforced on plaintext connections to --addr.
+
 Every attempt must end within --timeout (no hang), and zring (--pid) must
 still be running after it. Prints one line per N and a summary; exits 0 if
 every N passed, 1 otherwise.
 """
 
 import argparse
+import json
 import os
 import socket
 import ssl
@@ -139,6 +146,73 @@ def hbone(a, addr, authority, echo=True):
         return f"oserror:{type(e).__name__}"
 
 
+class Reload:
+    """--kind reload: each attempt rewrites --config (by rename), adding or
+    removing a Deny of --addr's port ("deny-reload"), and waits for zring
+    to log that it loaded it or rejected it. Loaded: the new policy set is
+    in force; rejected: the old one still is, and the same bytes load on
+    the next attempt (nothing is silently skipped)."""
+
+    def __init__(self, a):
+        self.a = a
+        with open(a.config) as f:
+            self.base = json.load(f)
+        self.port = split(a.addr)[1]
+        self.deny = False       # what zring enforces now
+        self.target = True      # what the next write asks for
+
+    def count(self, *msgs):
+        with open(self.a.zlog) as f:
+            return sum(1 for line in f if any(f'msg="{m}' in line for m in msgs))
+
+    def rejected(self):
+        return self.count("config reload rejected", "cannot build a snapshot")
+
+    def write(self, deny):
+        cfg = json.loads(json.dumps(self.base))
+        if deny:
+            cfg["policies"].append({
+                "name": "deny-reload", "namespace": "default", "scope": "Namespace",
+                "action": "Deny", "rules": [[[{"destinationPorts": [self.port]}]]]})
+        tmp = self.a.config + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(cfg, f)
+        os.rename(tmp, self.a.config)
+
+    def attempt(self):
+        """Returns (outcome, problem or None). The outcome names what
+        zring logged; the connection check runs after the shim is
+        disarmed (check())."""
+        loaded, rejected = self.count("config loaded"), self.rejected()
+        self.write(self.target)
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            if self.count("config loaded") > loaded:
+                self.deny = self.target
+                self.target = not self.target
+                return "loaded", None
+            if self.rejected() > rejected:
+                return "rejected", None
+            time.sleep(0.01)
+        return "silent", "zring neither loaded nor rejected the new file"
+
+    def check(self):
+        """The policy set zring logged is the one enforced (allowing for the
+        workers' switch at their next loop)."""
+        want = "deny" if self.deny else "echo"
+        deadline = time.monotonic() + 2
+        while True:
+            outcome, got = plain(self.a.addr, self.a.timeout, not self.a.no_mark)
+            seen = "echo" if outcome == "echo" else ("deny" if not got else "corrupt")
+            if seen == want or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        if seen == want:
+            return None
+        return (f"config with{'' if self.deny else 'out'} deny-reload in force, "
+                f"but the connection got: {outcome}")
+
+
 def opens(log):
     try:
         with open(log) as f:
@@ -169,8 +243,8 @@ def main():
     ap.add_argument("--ctl", required=True)
     ap.add_argument("--state", required=True)
     ap.add_argument("--pid", type=int, required=True)
-    ap.add_argument("--kind", choices=["plain", "hbone"], required=True)
-    ap.add_argument("--expect", choices=["deny", "allow"], required=True)
+    ap.add_argument("--kind", choices=["plain", "hbone", "reload"], required=True)
+    ap.add_argument("--expect", choices=["deny", "allow"], default="allow")
     ap.add_argument("--addr", required=True)
     ap.add_argument("--authority", default="")
     ap.add_argument("--live-addr", required=True)
@@ -179,6 +253,8 @@ def main():
     ap.add_argument("--key", default="")
     ap.add_argument("--ca", default="")
     ap.add_argument("--server-log", default="")
+    ap.add_argument("--config", default="", help="--kind reload: the config file zring watches")
+    ap.add_argument("--zlog", default="", help="--kind reload: zring's log")
     ap.add_argument("--fail", choices=["alloc", "addr"], default="alloc")
     ap.add_argument("--no-mark", action="store_true")
     ap.add_argument("--timeout", type=float, default=5)
@@ -188,17 +264,26 @@ def main():
 
     shim = Shim(a.ctl, a.state)
     shim.arm(0)
+    reload = Reload(a) if a.kind == "reload" else None
     bad, outcomes, misses, n, t0 = [], {}, 0, 0, time.monotonic()
     opened = opens(a.server_log) if a.server_log else 0
     while n < a.max and misses < 3:
         n += 1
         shim.arm(n, a.fail)
-        outcome, allowed = attempt(a)
+        problems = []
+        if reload:
+            outcome, problem = reload.attempt()
+            allowed = False
+            problems += [problem] if problem else []
+        else:
+            outcome, allowed = attempt(a)
         time.sleep(0.02)	# let zring finish with the connection
         count, fired = shim.arm(0)
         misses = 0 if fired else misses + 1
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
-        problems = []
+        if reload and alive(a.pid):
+            problem = reload.check()
+            problems += [problem] if problem else []
         if not alive(a.pid):
             problems.append("zring died")
         if outcome in ("timeout", "corrupt"):
@@ -208,7 +293,7 @@ def main():
         if a.expect == "deny" and a.server_log and opens(a.server_log) != opened:
             problems.append("the denied server saw a connection")
             opened = opens(a.server_log)
-        if not problems and not live(a):
+        if not problems and not reload and not live(a):
             problems.append("zring no longer serves an allowed connection")
         print(f"{a.name} n={n} fired={fired} count={count} outcome={outcome}"
               + (" PROBLEM: " + "; ".join(problems) if problems else ""), flush=True)
