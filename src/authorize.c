@@ -54,6 +54,8 @@ static int deny(struct conn *c, const struct policy_result *res, const char *why
 	free(c->policy);
 	c->policy = res->decided_by ? strdup(res->decided_by->key) : NULL;
 	c->why = why;
+	if (res->decided_by && !c->policy)	/* still denied; the log says why it is unnamed */
+		c->why = "denied by policy (name not recorded: out of memory)";
 	c->rflag = RFLAG_DENY;	/* also when no policy decided (none allowed) */
 	atomic_fetch_add_explicit(&c->w->policy_denials, 1, memory_order_relaxed);
 	return -EACCES;
@@ -65,6 +67,15 @@ static int check(struct conn *c, const struct snapshot *s, bool again)
 	const struct workload *wl = dst_workload(c, s);
 	if (!wl || !s->policies)
 		return 0;	/* no workload there: no policy applies */
+	/* An HBONE stream always has the identity its tunnel proved; without
+	 * it (a lost allocation) rules on identity could not match: refuse
+	 * rather than check it as a plaintext peer. */
+	if (c->role == ROLE_HBONE && !c->peer_id) {
+		c->why = "no authenticated identity";
+		c->rflag = RFLAG_DENY;
+		atomic_fetch_add_explicit(&c->w->policy_denials, 1, memory_order_relaxed);
+		return -EACCES;
+	}
 	const struct policy_request req = {
 		.src = &c->src,
 		.dst = &c->dst,

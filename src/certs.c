@@ -56,7 +56,13 @@ static uint64_t ms_of(const WOLFSSL_ASN1_TIME *t)
 	return (uint64_t)timegm(&tm) * 1000;
 }
 
-/* The first URI SAN starting with spiffe:// of x509, into buf. */
+/*
+ * The one URI SAN of x509 that starts with spiffe://, into buf. A
+ * certificate with several names no single identity (-EINVAL): which is
+ * "first" would depend on the library's order (wolfSSL lists SANs in
+ * reverse), and an SVID carries exactly one. One too long for buf is
+ * refused (-ENAMETOOLONG), never cut.
+ */
 static int x509_spiffe(WOLFSSL_X509 *x509, char *buf, size_t len)
 {
 	WOLFSSL_GENERAL_NAMES *names = wolfSSL_X509_get_ext_d2i(x509, NID_subject_alt_name, NULL, NULL);
@@ -69,14 +75,23 @@ static int x509_spiffe(WOLFSSL_X509 *x509, char *buf, size_t len)
 			continue;
 		const char *s = (const char *)wolfSSL_ASN1_STRING_data(gn->d.uniformResourceIdentifier);
 		int n = wolfSSL_ASN1_STRING_length(gn->d.uniformResourceIdentifier);
-		if (s && n > 9 && (size_t)n < len && strncmp(s, "spiffe://", 9) == 0) {
-			memcpy(buf, s, (size_t)n);
-			buf[n] = '\0';
-			err = 0;
+		if (!s || n <= 9 || strncmp(s, "spiffe://", 9) != 0)
+			continue;
+		if (err != -ENOENT) {
+			err = -EINVAL;
 			break;
 		}
+		if ((size_t)n >= len) {
+			err = -ENAMETOOLONG;
+			continue;	/* still refused if another follows */
+		}
+		memcpy(buf, s, (size_t)n);
+		buf[n] = '\0';
+		err = 0;
 	}
 	wolfSSL_GENERAL_NAMES_free(names);
+	if (err < 0 && len)
+		buf[0] = '\0';
 	return err;
 }
 
@@ -87,9 +102,10 @@ int certs_x509_identity(WOLFSSL_X509 *x509, char *buf, size_t len)
 
 int certs_peer_identity(WOLFSSL *ssl, char *buf, size_t len)
 {
+	/* A verified peer always sent one: NULL is wolfSSL failing to copy it. */
 	WOLFSSL_X509 *x = wolfSSL_get_peer_certificate(ssl);
 	if (!x)
-		return -ENOENT;
+		return -ENOMEM;
 	int err = x509_spiffe(x, buf, len);
 	wolfSSL_X509_free(x);
 	return err;
@@ -230,7 +246,7 @@ static int load_identity(const char *root, size_t root_len, const char *path, co
 	} else if (wolfSSL_X509_cmp_current_time(wolfSSL_X509_get_notAfter(leaf)) < 0) {
 		*why = "certificate expired";
 	} else if (x509_spiffe(leaf, san, sizeof(san)) < 0) {
-		*why = "certificate has no spiffe URI SAN";
+		*why = "certificate has no spiffe URI SAN, or more than one";
 	} else if (strcmp(san, want) != 0) {
 		*why = "certificate URI SAN does not match its path";
 	} else if (!chain_trusted(root, root_len, chain, chain_len)) {

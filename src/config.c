@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,8 +134,29 @@ static void describe(const char *buf, size_t len, size_t off, char *msg, size_t 
  * fails at exactly `len` and tells itself apart from an error at the last
  * character.
  */
+/* cJSON answers NULL for bad input and for a failed allocation alike; its
+ * allocations go through this hook so that the second is told apart (an
+ * out-of-memory file is not "bad": it is read again on its next event). */
+static _Thread_local bool cjson_oom;
+
+static void *cjson_malloc(size_t n)
+{
+	void *p = malloc(n);
+	if (!p)
+		cjson_oom = true;
+	return p;
+}
+
+static void cjson_hooks_init(void)
+{
+	cJSON_Hooks hooks = { .malloc_fn = cjson_malloc, .free_fn = free };
+	cJSON_InitHooks(&hooks);
+}
+
 static int parse_json(const char *buf, size_t len, cJSON **root, struct config_errors *errs)
 {
+	static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
+	pthread_once(&hooks_once, cjson_hooks_init);
 	struct json_lex_error le;
 	unsigned open;
 	char msg[128];
@@ -148,9 +170,12 @@ static int parse_json(const char *buf, size_t len, cJSON **root, struct config_e
 	memcpy(copy, buf, len);
 	copy[len] = '\0';
 	const char *end = NULL;
+	cjson_oom = false;
 	*root = cJSON_ParseWithLengthOpts(copy, len + 1, &end, false);
 	size_t off = end ? (size_t)(end - copy) : 0;
 	free(copy);
+	if (!*root && cjson_oom)
+		return one_error(errs, -ENOMEM, 0, 0, "out of memory");
 	if (!*root && off >= len) {
 		snprintf(msg, sizeof(msg), "unexpected end of input%s (truncated file?)",
 			 open ? ": unclosed '{' or '['" : "");

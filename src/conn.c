@@ -162,8 +162,14 @@ void conn_accept(struct listener *l, int fd)
 		fdb_closed(1);
 		return;
 	}
+	/* The client's address is what sourceIps rules match: a connection
+	 * without one (reset before we got to it) is not proxied unchecked. */
 	socklen_t len = sizeof(c->src);
-	getpeername(fd, &c->src.sa, &len);
+	if (getpeername(fd, &c->src.sa, &len) < 0) {
+		conn_close(c, -errno, "no peer address", true);
+		conn_put(c);
+		return;
+	}
 	addr_unmap(&c->src);
 
 	int err = origdst_get(fd, l->addr.sa.sa_family, &c->dst);

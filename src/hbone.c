@@ -62,6 +62,13 @@ static int client_open(struct conn *c, bool settled)
 		peer.in6.sin6_port = htons(w->opts->hbone_port);
 	else
 		peer.in4.sin_port = htons(w->opts->hbone_port);
+	/* Before a tunnel is taken: a failure here leaves none half-used. */
+	free(c->peer_id);
+	c->peer_id = strdup(c->dst_workload->identity);
+	if (!c->peer_id) {
+		c->why = "out of memory (peer identity)";
+		return -ENOMEM;
+	}
 	int err;
 	const struct service *svc = c->route == ROUTE_SERVICE ? c->dst_service : NULL;
 	struct tunnel *t = tunnel_get(w, c->pod, src, c->dst_workload->identity, svc, &peer,
@@ -72,8 +79,6 @@ static int client_open(struct conn *c, bool settled)
 	}
 	c->stream_side = SIDE_UPSTREAM;
 	c->pump = &pump_hbone_ops;
-	free(c->peer_id);
-	c->peer_id = strdup(c->dst_workload->identity);
 	err = tunnel_open_stream(t, c, &c->upstream, &c->src);
 	if (err < 0)
 		c->why = "tunnel stream";
@@ -141,6 +146,8 @@ int hbone_server_begin(struct tunnel *t, int32_t stream_id)
 	c->stream_side = SIDE_CLIENT;
 	c->pump = &pump_hbone_ops;
 	c->src = t->peer;
+	/* Either may fail: the stream stays, to be refused with 503 once its
+	 * request is whole (server_request), never checked without them. */
 	c->peer_id = strdup(t->peer_id);
 	c->req = malloc(sizeof(*c->req));
 	if (c->req)
@@ -163,8 +170,10 @@ void hbone_header(struct conn *c, const char *name, size_t nlen, const char *val
 		hbone_req_header(c->req, name, nlen, value, vlen);
 }
 
-/* Answer the CONNECT; `status` 200 keeps the stream open for data. */
-static void respond(struct conn *c, unsigned status)
+/* Answer the CONNECT; `status` 200 keeps the stream open for data.
+ * 0, or -ENOMEM when nghttp2 could not queue it (the caller resets the
+ * stream: a client must never be left waiting for an answer). */
+static int respond(struct conn *c, unsigned status)
 {
 	char s[4];
 	snprintf(s, sizeof(s), "%u", status);
@@ -174,18 +183,20 @@ static void respond(struct conn *c, unsigned status)
 	nghttp2_data_provider dp = { .source.ptr = c, .read_callback = pump_hbone_read };
 	c->status = (uint16_t)status;
 	if (c->tunnel) {
-		nghttp2_submit_response(c->tunnel->h2, c->stream_id, hdrs, 1,
-					status == 200 ? &dp : NULL);
+		if (nghttp2_submit_response(c->tunnel->h2, c->stream_id, hdrs, 1,
+					    status == 200 ? &dp : NULL) != 0)
+			return -ENOMEM;
 		tunnel_flush(c->tunnel);
 	}
+	return 0;
 }
 
 static void refuse(struct conn *c, unsigned status, int err, const char *why)
 {
-	respond(c, status);
+	bool answered = respond(c, status) == 0;
 	/* The answer is queued; detaching without reset lets it go out. */
 	if (c->tunnel)
-		tunnel_detach(c->tunnel, c, false);
+		tunnel_detach(c->tunnel, c, !answered);
 	conn_close(c, err, why, false);
 }
 
@@ -198,8 +209,8 @@ static int take_request(struct conn *c)
 	struct hbone_req *req = c->req;
 	int err = 0;
 	c->req = NULL;
-	if (!req) {
-		err = -ENOMEM;	/* hbone_server_begin could not allocate it */
+	if (!req || !c->peer_id) {
+		err = -ENOMEM;	/* hbone_server_begin could not allocate them */
 	} else if (hbone_req_finish(req) < 0) {
 		c->bad_request = true;
 		err = -EINVAL;
@@ -296,8 +307,11 @@ void hbone_connected(struct conn *c, int res)
 		refuse(c, 503, err, "upstream connect");
 		return;
 	}
+	if (respond(c, 200) < 0) {
+		conn_close(c, -ENOMEM, "out of memory (response)", true);
+		return;
+	}
 	c->connected = true;
 	conn_touch(c);
-	respond(c, 200);
 	pump_start(c);
 }

@@ -248,8 +248,11 @@ static struct conn *stream_conn(nghttp2_session *s, int32_t id)
 static int cb_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 {
 	struct tunnel *t = ud;
+	/* No memory for the stream's conn: that stream alone is reset
+	 * (RST_STREAM INTERNAL_ERROR); the tunnel's others go on. */
 	if (t->server && f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST)
-		return hbone_server_begin(t, f->hd.stream_id) < 0 ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
+		return hbone_server_begin(t, f->hd.stream_id) < 0 ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE
+								  : 0;
 	return 0;
 }
 
@@ -379,14 +382,28 @@ static const char *identity_refusal(struct tunnel *t)
 	return NULL;
 }
 
+/* Why the peer has no identity, given err from certs_*_identity (0: it
+ * has one, NULL). Several spiffe:// SANs, one too long, or a certificate
+ * wolfSSL could not copy each say so. */
+static const char *no_identity(struct tunnel *t, int err)
+{
+	if (err == 0)
+		return NULL;
+	t->peer_id[0] = '\0';
+	return err == -ENOMEM ? "out of memory (peer certificate)" :
+	       err == -EINVAL ? "peer certificate has more than one spiffe identity" :
+	       err == -ENAMETOOLONG ? "peer certificate identity too long" :
+				      "peer certificate has no spiffe identity";
+}
+
 /* tls_check_peer's check: the identity is decided inside the handshake,
  * so a refused peer gets a bad_certificate alert (as from rustls). */
 static int check_leaf(void *ctx, WOLFSSL_X509 *leaf)
 {
 	struct tunnel *t = ctx;
-	if (certs_x509_identity(leaf, t->peer_id, sizeof(t->peer_id)) < 0)
-		t->peer_id[0] = '\0';
-	t->why = identity_refusal(t);
+	int err = certs_x509_identity(leaf, t->peer_id, sizeof(t->peer_id));
+	if (!(t->why = no_identity(t, err)))
+		t->why = identity_refusal(t);
 	return t->why == NULL;
 }
 
@@ -399,10 +416,9 @@ static int verify_peer(struct tunnel *t)
 		t->why = "peer did not agree to ALPN h2";
 		return -EPROTO;
 	}
-	if (certs_peer_identity(t->tls.ssl, t->peer_id, sizeof(t->peer_id)) < 0)
-		t->peer_id[0] = '\0';
-	if ((t->why = identity_refusal(t)))
-		return -EACCES;
+	int err = certs_peer_identity(t->tls.ssl, t->peer_id, sizeof(t->peer_id));
+	if ((t->why = no_identity(t, err)) || (t->why = identity_refusal(t)))
+		return err == -ENOMEM ? -ENOMEM : -EACCES;
 	return 0;
 }
 
@@ -565,21 +581,27 @@ void tunnel_accept(struct listener *l, int fd)
 		return;
 	}
 	t->pod = pod_ref(l->pod);
-	socklen_t len = sizeof(t->peer);
-	getpeername(fd, &t->peer.sa, &len);
+	/* The peer address is the source that policy checks: without it (a
+	 * peer that reset at once) there is nothing to authorize. */
+	socklen_t len = sizeof(t->peer), llen = sizeof(t->local);
+	int err = 0;
+	if (getpeername(fd, &t->peer.sa, &len) < 0 || getsockname(fd, &t->local.sa, &llen) < 0) {
+		err = -errno;
+		t->why = "no peer or local address";
+	}
 	addr_unmap(&t->peer);
-	len = sizeof(t->local);
-	getsockname(fd, &t->local.sa, &len);
 	addr_unmap(&t->local);
-	int err = hbone_server_ctx(t, &ctx);
+	if (err == 0 && (err = hbone_server_ctx(t, &ctx)) < 0)
+		t->why = "no certificate for the local workload";
 	if (err == 0 && (err = tls_init(&t->tls, ctx, true)) == 0) {
 		tls_check_peer(&t->tls, check_leaf, t);
 		err = new_session(t);
 	}
+	if (err < 0 && !t->why)
+		t->why = "out of memory (tunnel setup)";
 	if (err < 0) {
 		t->closing = true;
 		t->err = err;
-		t->why = "no certificate for the local workload";
 		tunnel_put(t);
 		return;
 	}
@@ -668,8 +690,16 @@ struct tunnel *tunnel_get(struct worker *w, struct pod *pod, const struct local_
 	}
 	t->pod = pod_ref(pod);
 	t->peer = *addr;
-	snprintf(t->want_id, sizeof(t->want_id), "%s", want);
-	snprintf(t->src_id, sizeof(t->src_id), "%s", src->id);
+	/* A cut identity would let a server whose name is its prefix pass
+	 * the identity check: one that does not fit is refused whole. */
+	if (snprintf(t->want_id, sizeof(t->want_id), "%s", want) >= (int)sizeof(t->want_id) ||
+	    snprintf(t->src_id, sizeof(t->src_id), "%s", src->id) >= (int)sizeof(t->src_id)) {
+		t->closing = true;
+		t->err = *err = -ENAMETOOLONG;
+		t->why = "identity too long";
+		tunnel_put(t);
+		return NULL;
+	}
 	if ((*err = copy_alts(t, alt_key ? svc : NULL)) == 0 &&
 	    (*err = tls_init(&t->tls, src->client, false)) == 0)
 		tls_check_peer(&t->tls, check_leaf, t);
@@ -691,7 +721,11 @@ void tunnel_on_connect(struct tunnel *t, const struct io_uring_cqe *cqe)
 		tunnel_close(t, err, "tunnel connect");
 	} else if (!t->closing) {
 		socklen_t len = sizeof(t->local);
-		getsockname(t->fd, &t->local.sa, &len);
+		if (getsockname(t->fd, &t->local.sa, &len) < 0) {
+			tunnel_close(t, -errno, "no local address");
+			tunnel_put(t);
+			return;
+		}
 		int err = tls_handshake(&t->tls);	/* writes the ClientHello */
 		if (err != -EAGAIN && err != 0)
 			handshake_failed(t, err);
@@ -766,8 +800,13 @@ void tunnel_detach(struct tunnel *t, struct conn *c, bool reset)
 		t->idle_since_ns = t->w->now_ns;
 	nghttp2_session_set_stream_user_data(t->h2, c->stream_id, NULL);
 	if (reset && !t->closing) {
-		nghttp2_submit_rst_stream(t->h2, NGHTTP2_FLAG_NONE, c->stream_id, NGHTTP2_CANCEL);
-		tunnel_flush(t);
+		/* A stream that cannot be reset would hang its client: the
+		 * tunnel goes instead. */
+		if (nghttp2_submit_rst_stream(t->h2, NGHTTP2_FLAG_NONE, c->stream_id,
+					      NGHTTP2_CANCEL) != 0)
+			tunnel_close(t, -ENOMEM, "out of memory (stream reset)");
+		else
+			tunnel_flush(t);
 	}
 }
 

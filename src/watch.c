@@ -164,10 +164,15 @@ static int load_config(struct watch *w, bool initial, bool force, struct config 
 			free(buf);
 			return 0;
 		}
-		ld->seen_hash = h;
-		ld->seen_valid = true;
 		err = config_parse(buf, len, w->path, out, &errs);
 		free(buf);
+		/* Bytes that failed for want of memory are not "seen": the
+		 * same file is read again on its next event (a bad file is
+		 * not, until it changes: its errors would be the same). */
+		if (err != -ENOMEM) {
+			ld->seen_hash = h;
+			ld->seen_valid = true;
+		}
 	}
 	if (err < 0) {
 		atomic_fetch_add(&w->failures, 1);
@@ -258,6 +263,13 @@ static void hand_over(struct watch *w, struct snapshot *s, unsigned news, uint64
 		log_msg_err(LOG_ERROR, "cannot wake the control thread", "eventfd", -errno);
 }
 
+/* The config bytes last read did not become a snapshot: the next event
+ * reads them again. */
+static void ld_forget_config(struct watch *w)
+{
+	w->ld.seen_valid = false;
+}
+
 /* One round: everything asked since the last one. */
 static void serve(struct watch *w, unsigned want)
 {
@@ -280,6 +292,8 @@ static void serve(struct watch *w, unsigned want)
 	}
 	if (build(w, cfg, cs, &s) == 0)
 		hand_over(w, s, news, (now_ns() - t0) / 1000000);
+	else if (news & WATCH_WANT_CONFIG)
+		ld_forget_config(w);	/* out of memory: try those bytes again */
 }
 
 static void *loader_main(void *arg)

@@ -321,27 +321,29 @@ uint32_t worker_random(struct worker *w)
 
 void worker_defer_put(struct worker *w, struct conn *c)
 {
-	if (w->ndeferred == w->deferred_cap) {
-		unsigned cap = w->deferred_cap ? w->deferred_cap * 2 : 64;
-		struct conn **p = realloc(w->deferred, cap * sizeof(*p));
-		if (!p)
-			abort();	/* a few bytes; cannot happen in practice */
-		w->deferred = p;
-		w->deferred_cap = cap;
-	}
 	c->inflight++;
-	w->deferred[w->ndeferred++] = c;
+	if (c->ndeferred++)
+		return;		/* already listed */
+	c->defer_next = NULL;
+	if (w->deferred_tail)
+		w->deferred_tail->defer_next = c;
+	else
+		w->deferred_head = c;
+	w->deferred_tail = c;
 }
 
 static void run_deferred(struct worker *w)
 {
 	/* Puts may defer more; handle those in the same pass. */
-	for (unsigned i = 0; i < w->ndeferred; i++) {
-		struct conn *c = w->deferred[i];
-		c->inflight--;
+	struct conn *c;
+	while ((c = w->deferred_head)) {
+		w->deferred_head = c->defer_next;
+		if (!w->deferred_head)
+			w->deferred_tail = NULL;
+		c->inflight = (uint8_t)(c->inflight - c->ndeferred);
+		c->ndeferred = 0;
 		conn_put(c);
 	}
-	w->ndeferred = 0;
 }
 
 /* Single writer: a relaxed load and store, no locked instruction. */
@@ -551,7 +553,6 @@ void worker_free(struct worker *w)
 	nodeagent_worker_free(w);
 	free_listeners(w);
 	close(w->wake_fd);
-	free(w->deferred);
 	metrics_deinit(&w->metrics);
 	free(w);
 }

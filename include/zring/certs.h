@@ -64,8 +64,9 @@ void certstore_unref(struct certstore *s);
 
 const struct local_identity *certstore_find(const struct certstore *s, const char *id);
 
-/* The peer certificate's URI SAN that starts with "spiffe://", copied into
- * buf. 0 or -ENOENT. */
+/* The peer certificate's one URI SAN that starts with "spiffe://", copied
+ * into buf. 0, -ENOENT (none), -EINVAL (more than one), -ENAMETOOLONG (does
+ * not fit buf) or -ENOMEM (wolfSSL could not copy the certificate). */
 int certs_peer_identity(WOLFSSL *ssl, char *buf, size_t len);
 /* The same, from a certificate: its first spiffe:// URI SAN. */
 int certs_x509_identity(WOLFSSL_X509 *x509, char *buf, size_t len);

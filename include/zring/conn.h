@@ -38,6 +38,8 @@ struct conn {
 	struct worker *w;
 	struct conn *lru_prev, *lru_next;
 	struct conn *park_next;	/* waiting for a descriptor to connect with */
+	struct conn *defer_next;	/* worker_defer_put's list */
+	uint8_t ndeferred;	/* holds taken by worker_defer_put, not yet put */
 	const struct pump_ops *pump;
 	uint64_t id;
 	uint64_t start_ns;

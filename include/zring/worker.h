@@ -62,8 +62,9 @@ struct worker {
 	struct conn *lru_head, *lru_tail;
 	unsigned nconns;
 	struct conn *parked_head, *parked_tail;	/* see conn_retry_parked */
-	struct conn **deferred;		/* conns to conn_put at the loop boundary */
-	unsigned ndeferred, deferred_cap;
+	/* Conns to conn_put at the loop boundary (conn.defer_next): a list
+	 * through the conns, so deferring never allocates and cannot fail. */
+	struct conn *deferred_head, *deferred_tail;
 
 	struct tunnel *tunnels;		/* HBONE tunnels, both sides */
 	unsigned ntunnels;
