@@ -12,6 +12,8 @@
 #      /metrics answer within a second; p1 -> p2 still works and their
 #      listeners never moved.
 #   3. SIGTERM: zring exits 0 (the control thread is not stuck).
+#   4. zring started on that config: ready, p1 and p2 served, the FIFO and
+#      the device reported; SIGTERM exits 0.
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -74,5 +76,17 @@ log "ok: 2: p1 and p2 still served, p1 -> p2 proxied"
 # --- 3: SIGTERM ------------------------------------------------------------------------
 zr_stop N1
 log "ok: 3: SIGTERM: exit 0"
+
+# --- 4: at startup ---------------------------------------------------------------------
+zr_start N2 "$NODE" --node-agent --node node-1 --config "$CFG" --workers "$WORKERS"
+for p in p1 p2; do na_expect_listeners "$p" "$PER" N2; done
+for p in fifo dev; do
+  grep 'msg="pod netns unavailable"' "$(zr_log N2)" | grep -qF "pod=default/$p" ||
+    fail "4: pod $p was not reported at startup"
+done
+[ "$(ready_status "$NODE")" = 200 ] || fail "4: not ready"
+xfer_ok
+zr_stop N2
+log "ok: 4: started on that config: ready, p1 and p2 served, fifo and dev reported"
 
 pass "a FIFO and a device as pods' namespaces: reported at once with the reason, not served; the other pods, readiness, metrics and SIGTERM unaffected"
