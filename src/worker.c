@@ -9,6 +9,7 @@
 #include "zring/fdbudget.h"
 #include "zring/listener.h"
 #include "zring/log.h"
+#include "zring/memtrim.h"
 #include "zring/nodeagent.h"
 #include "zring/ring.h"
 #include "zring/tls.h"
@@ -29,6 +30,12 @@
 #define PIPES_PREFILL 8
 #define TICK_MS 1000
 #define DRAIN_TICK_MS 50
+#define MEMTRIM_EVERY_NS 1000000000ull
+
+/* The heap is the process's, not a worker's: worker 0 watches it for all
+ * (memtrim.h). Only worker 0's thread touches these. */
+static struct memtrim g_memtrim;
+static uint64_t g_memtrim_last_ns;
 
 static sem_t g_started;
 static pthread_once_t g_started_once = PTHREAD_ONCE_INIT;
@@ -215,6 +222,10 @@ static void on_tick(struct worker *w, const struct io_uring_cqe *cqe)
 	nodeagent_worker_tick(w);
 	tunnel_tick(w);
 	metrics_tick(w);
+	if (w->id == 0 && w->now_ns - g_memtrim_last_ns >= MEMTRIM_EVERY_NS) {
+		g_memtrim_last_ns = w->now_ns;
+		memtrim_check(&g_memtrim);
+	}
 	if (w->draining && w->now_ns >= w->drain_deadline_ns && w->nconns)
 		close_all(w, 0, "drain deadline");
 	arm_tick(w);
