@@ -24,7 +24,9 @@ static int io_recv(WOLFSSL *ssl, char *buf, int sz, void *ctx)
 static int buf_append(struct tls_buf *b, const void *data, size_t len)
 {
 	if (b->len + len > b->cap) {
-		size_t cap = b->cap ? b->cap : 16384;
+		/* Small first: most peers that never finish a handshake get
+		 * only an alert; a busy tunnel grows it in a few steps. */
+		size_t cap = b->cap ? b->cap : 4096;
 		while (cap < b->len + len)
 			cap *= 2;
 		uint8_t *p = realloc(b->data, cap);
