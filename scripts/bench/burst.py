@@ -58,8 +58,10 @@ class Peer:
         self.sent_junk = False
 
 
-def start(kind, host, port, sel):
+def start(kind, host, port, sel, mark):
     s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    if mark:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
     s.setblocking(False)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     err = s.connect_ex((host, port))
@@ -152,7 +154,8 @@ def main():
     ap.add_argument("--hold", type=float, default=30.0, help="longest a socket stays open")
     ap.add_argument("--pid", type=int, help="the proxy, for its memory")
     ap.add_argument("--after", type=float, default=10.0, help="seconds after the burst to sample")
-    ap.add_argument("--mark", type=lambda v: int(v, 0), default=0)
+    ap.add_argument("--mark", type=lambda v: int(v, 0), default=0,
+                    help="SO_MARK on every socket (0x539 passes zring's capture rules)")
     a = ap.parse_args()
 
     want = a.garbage + a.tls + a.slowloris
@@ -179,7 +182,7 @@ def main():
     t0 = time.monotonic()
     for kind, n in (("garbage", a.garbage), ("tls", a.tls), ("slowloris", a.slowloris)):
         for _ in range(n):
-            p = start(kind, a.host, a.port, sel)
+            p = start(kind, a.host, a.port, sel, a.mark)
             if p is None:
                 stats[f"{kind}_connect_failed"] = stats.get(f"{kind}_connect_failed", 0) + 1
             else:
