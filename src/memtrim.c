@@ -6,31 +6,51 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <unistd.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
 
 void memtrim_init(struct memtrim *m)
 {
-	m->peak = 0;
+	m->floor = 0;
 	m->prev = 0;
+	m->started = false;
+	m->since = MEMTRIM_GAP;
 	m->trims = 0;
 }
 
-bool memtrim_due(struct memtrim *m, size_t in_use)
+static size_t excess(size_t in_use, size_t rss)
 {
-	bool growing = in_use > m->prev;
-	m->prev = in_use;
-	if (in_use > m->peak)
-		m->peak = in_use;
-	if (growing || m->peak - in_use < MEMTRIM_SLACK)
-		return false;
-	m->peak = in_use;
-	return true;
+	return rss > in_use ? rss - in_use : 0;
 }
 
-/* Resident set in KiB from /proc/self/statm, 0 if unreadable. For the log. */
-static unsigned long rss_kib(void)
+bool memtrim_due(struct memtrim *m, size_t in_use, size_t rss)
+{
+	size_t x = excess(in_use, rss);
+	bool growing = in_use > m->prev;
+	m->prev = in_use;
+	if (m->since < MEMTRIM_GAP)
+		m->since++;
+	if (!m->started || x < m->floor) {
+		m->started = true;
+		m->floor = x;
+		return false;
+	}
+	return !growing && m->since >= MEMTRIM_GAP && x - m->floor >= MEMTRIM_SLACK;
+}
+
+void memtrim_trimmed(struct memtrim *m, size_t in_use, size_t rss)
+{
+	m->floor = excess(in_use, rss);
+	m->prev = in_use;
+	m->started = true;
+	m->since = 0;
+	m->trims++;
+}
+
+/* Resident set in bytes from /proc/self/statm, 0 if unreadable. */
+static size_t rss_bytes(void)
 {
 	unsigned long size = 0, resident = 0;
 	FILE *f = fopen("/proc/self/statm", "re");
@@ -39,25 +59,24 @@ static unsigned long rss_kib(void)
 	if (fscanf(f, "%lu %lu", &size, &resident) != 2)
 		resident = 0;
 	fclose(f);
-	return resident * 4;
+	return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
 }
 
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
 int memtrim_check(struct memtrim *m)
 {
 	struct mallinfo2 mi = mallinfo2();
-	size_t peak = m->peak > mi.uordblks ? m->peak : mi.uordblks;
-	if (!memtrim_due(m, mi.uordblks))
+	size_t before = rss_bytes();
+	if (!before || !memtrim_due(m, mi.uordblks, before))
 		return 0;
-	unsigned long before = rss_kib();
 	malloc_trim(0);
-	m->trims++;
+	size_t after = rss_bytes();
+	memtrim_trimmed(m, mi.uordblks, after);
 	struct log_line l;
 	if (log_begin(&l, LOG_DEBUG, "heap trimmed")) {
 		log_u64(&l, "in_use_kib", mi.uordblks >> 10);
-		log_u64(&l, "peak_kib", peak >> 10);
-		log_u64(&l, "rss_before_kib", before);
-		log_u64(&l, "rss_after_kib", rss_kib());
+		log_u64(&l, "rss_before_kib", before >> 10);
+		log_u64(&l, "rss_after_kib", after >> 10);
 		log_end(&l);
 	}
 	return 1;
