@@ -25,7 +25,6 @@ Prints one JSON object on stdout; everything is bounded in time.
 import argparse
 import errno
 import json
-import os
 import resource
 import selectors
 import socket

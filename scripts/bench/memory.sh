@@ -14,7 +14,10 @@
 # Memory is zring's resident set (VmRSS): before the first burst (baseline),
 # the highest during any burst (peak), and --after seconds after the end
 # of the first and of the last burst; bounded memory that never goes back
-# shows as a last "+10 s" as high as the first. Prints a markdown table and
+# shows as a last "+10 s" as high as the first. Then --streams HBONE streams
+# (tests/tools/zr_h2client.py, python3-h2) each echo --stream-mb MiB
+# through a fresh zring to an echo server: the receive path's provided-buffer
+# rings, TLS and HTTP/2 buffers, sampled the same way. Prints a markdown table and
 # saves it under bench-results/memory-<ts>.md (git-ignored).
 #
 # A benchmark, not a test: it never fails on a number. RSS hardly depends on
@@ -39,6 +42,8 @@ Usage: $PROG [options]
   --tls N                 mutual TLS handshakes + junk per burst (default 0)
   --slowloris N           slow ClientHello sockets per burst (default 100)
   --after S               seconds after a burst to sample (default 10)
+  --streams N             HBONE echo streams at once after the bursts (default 4, 0: none)
+  --stream-mb M           MiB each stream echoes (default 32)
   --zring-args "ARGS"     more zring flags (e.g. "--connect-timeout 5s")
   --keep                  keep the scratch directory (logs, raw results)
   -h, --help              this text
@@ -58,6 +63,8 @@ garbage=2000
 tls=0
 slowloris=100
 after=10
+streams=4
+stream_mb=32
 zring_args=""
 keep=0
 while [ $# -gt 0 ]; do
@@ -74,6 +81,8 @@ while [ $# -gt 0 ]; do
     --tls) tls="$2"; shift 2 ;;
     --slowloris) slowloris="$2"; shift 2 ;;
     --after) after="$2"; shift 2 ;;
+    --streams) streams="$2"; shift 2 ;;
+    --stream-mb) stream_mb="$2"; shift 2 ;;
     --zring-args) zring_args="$2"; shift 2 ;;
     --keep) keep=1; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -83,7 +92,7 @@ done
 for n in "$workers" "$rounds" "$after"; do
   [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "bad number '$n'"
 done
-for n in "$garbage" "$tls" "$slowloris"; do
+for n in "$garbage" "$tls" "$slowloris" "$streams" "$stream_mb"; do
   [[ "$n" =~ ^[0-9]+$ ]] || die "bad number '$n'"
 done
 
@@ -93,7 +102,8 @@ for a in ${allocators//,/ }; do
     glibc) PRELOAD[$a]="" ;;
     jemalloc|mimalloc)
       lib="$(ldconfig -p | awk -v n="lib$a.so" 'index($1, n) == 1 { print $NF; exit }')"
-      [ -n "$lib" ] || die "$a: no lib$a.so* (apt-get install lib${a/mimalloc/mimalloc2.0}${a/mimalloc/}; see scripts/setup.sh)"
+      pkg=libjemalloc2; [ "$a" = jemalloc ] || pkg=libmimalloc2.0
+      [ -n "$lib" ] || die "$a: no lib$a.so* found (Debian package $pkg: apt-get install $pkg)"
       PRELOAD[$a]="$lib" ;;
     *) die "unknown allocator '$a'" ;;
   esac
@@ -145,6 +155,7 @@ cleanup() {
   trap - EXIT INT TERM
   set +e
   stop_zring
+  [ -z "${echo_pid:-}" ] || kill "$echo_pid" 2>/dev/null
   ip netns del "$CLI" 2>/dev/null
   ip netns del "$SRV" 2>/dev/null
   if [ "$keep" = 1 ] || [ "$rc" -ne 0 ]; then
@@ -198,6 +209,7 @@ EOF
 
 start_zring() {  # LABEL ALLOCATOR
   local log="$dir/zring-$1-$2.log" i
+  : >"$log"
   # shellcheck disable=SC2086  # --zring-args is a list of flags
   ip netns exec "$SRV" env ${PRELOAD[$2]:+LD_PRELOAD=${PRELOAD[$2]}} \
     "${BIN[$1]}" --certs "$dir/certs" --config "$dir/workloads.json" \
@@ -222,8 +234,38 @@ burst() {  # -> one JSON line
     --hold 60
 }
 
+# The HBONE streams: zr_h2client.py needs Debian's python3 (python3-h2).
+PY=/usr/bin/python3
+ECHO_PORT=7000
+start_echo() {
+  ip netns exec "$SRV" "$PY" "$root/tests/tools/zr_echo.py" --listen "$IP_SERVER" \
+    --port "$ECHO_PORT" >"$dir/echo.out" 2>"$dir/echo.log" &
+  echo_pid=$!
+  for i in $(seq 50); do grep -qs READY "$dir/echo.out" && return 0; sleep 0.1; done
+  die "echo server did not start"
+}
+stream_burst() {  # -> one JSON line: baseline, peak, after
+  local base peak sp=() i rc=0
+  base="$(awk '/^VmRSS:/ { print $2 }' "/proc/$zring_pid/status")"
+  echo 5 >"/proc/$zring_pid/clear_refs"
+  for i in $(seq "$streams"); do
+    ip netns exec "$CLI" "$PY" "$root/tests/tools/zr_h2client.py" --addr "$IP_SERVER:15008" \
+      --cert "$CLIENT_DIR/cert-chain.pem" --key "$CLIENT_DIR/key.pem" --ca "$dir/certs/root-cert.pem" \
+      --authority "$IP_SERVER:$ECHO_PORT" --echo $((stream_mb << 20)) --timeout 120 \
+      >>"$dir/streams.log" 2>&1 &
+    sp+=("$!")
+  done
+  for i in "${sp[@]}"; do wait "$i" || rc=1; done
+  [ "$rc" = 0 ] || say "warning: a stream failed (see $dir/streams.log)"
+  peak="$(awk '/^VmHWM:/ { print $2 }' "/proc/$zring_pid/status")"
+  sleep "$after"
+  printf '{"baseline_kb": %s, "peak_kb": %s, "after_kb": %s, "ok": %s}\n' "$base" "$peak" \
+    "$(awk '/^VmRSS:/ { print $2 }' "/proc/$zring_pid/status")" "$([ "$rc" = 0 ] && echo true || echo false)"
+}
+
 setup_netns
 make_certs
+[ "$streams" = 0 ] || start_echo
 for label in "${labels[@]}"; do
   for a in ${allocators//,/ }; do
     start_zring "$label" "$a"
@@ -233,19 +275,31 @@ for label in "${labels[@]}"; do
       python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(bin=sys.argv[2], alloc=sys.argv[3], round=int(sys.argv[4])); print(json.dumps(d))' \
         "$line" "$label" "$a" "$r" >>"$results"
     done
+    if [ "$streams" != 0 ]; then
+      stop_zring
+      start_zring "$label" "$a"   # a fresh one: its own baseline
+      line="$(stream_burst)"
+      say "$label/$a streams: $line"
+      python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(bin=sys.argv[2], alloc=sys.argv[3], round="streams"); print(json.dumps(d))' \
+        "$line" "$label" "$a" >>"$results"
+    fi
     stop_zring
   done
 done
 
 mkdir -p "$root/bench-results"
 out="$root/bench-results/memory-$ts.md"
-python3 - "$results" "$garbage" "$tls" "$slowloris" "$after" "$workers" "$rounds" >"$out" <<'PY'
+python3 - "$results" "$garbage" "$tls" "$slowloris" "$after" "$workers" "$rounds" "$streams" "$stream_mb" >"$out" <<'PY'
 import collections, json, sys
-path, garbage, tls, slow, after, workers, rounds = sys.argv[1:]
+path, garbage, tls, slow, after, workers, rounds, streams, stream_mb = sys.argv[1:]
 runs = collections.OrderedDict()
+sruns = collections.OrderedDict()
 for line in open(path):
     d = json.loads(line)
-    runs.setdefault((d["bin"], d["alloc"]), []).append(d)
+    if d["round"] == "streams":
+        sruns[(d["bin"], d["alloc"])] = d
+    else:
+        runs.setdefault((d["bin"], d["alloc"]), []).append(d)
 mib = lambda kb: f"{kb / 1024:.1f}"
 print(f"Burst on :15008: {garbage} junk connections, {tls} mutual TLS handshakes + junk, "
       f"{slow} slowloris sockets, all at once; {rounds} bursts; zring --workers {workers}.")
@@ -259,6 +313,17 @@ for (b, a), rs in runs.items():
     peak = max(r["peak_kb"] for r in rs)
     print(f"| {b} | {a} | {mib(base)} | {mib(peak)} | {mib(rs[0]['after_kb'])} | "
           f"{mib(rs[-1]['after_kb'])} | +{mib(rs[-1]['after_kb'] - base)} |")
+if sruns:
+    print()
+    print(f"A fresh zring, then {streams} HBONE streams at once, each echoing {stream_mb} MiB "
+          f"through it.")
+    print()
+    print(f"| zring | allocator | before | peak | +{after}s | held |")
+    print("|---|---|---|---|---|---|")
+    for (b, a), d in sruns.items():
+        note = "" if d.get("ok", True) else " (a stream failed)"
+        print(f"| {b} | {a} | {mib(d['baseline_kb'])} | {mib(d['peak_kb'])} | "
+              f"{mib(d['after_kb'])} | +{mib(d['after_kb'] - d['baseline_kb'])}{note} |")
 print()
 print("Outcomes of the last burst:", "; ".join(
     f"{b}/{a}: " + ", ".join(f"{k}={v}" for k, v in sorted(rs[-1]["outcomes"].items()))
