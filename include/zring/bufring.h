@@ -2,7 +2,8 @@
  * A provided-buffer ring (io_uring buffer group) for the copy pump.
  *
  * The kernel picks a buffer only when data arrives, so an idle connection
- * holds none. The buffers live in one lazily-populated mapping per worker.
+ * holds none. The buffers live in one lazily-populated mapping per worker,
+ * whose pages bufring_trim drops again once traffic has stopped.
  * Each buffer has BUFRING_HEADROOM writable bytes before it, so a frame
  * header can be put in front of received bytes without copying them.
  */
