@@ -208,6 +208,20 @@ void tls_out_done(struct tls *t, size_t n)
 	}
 }
 
+void tls_out_shrink(struct tls *t)
+{
+	for (unsigned i = 0; i < 2; i++) {
+		struct tls_buf *b = &t->out[i];
+		/* An empty buffer the kernel is not reading (in flight with
+		 * len 0 cannot happen: nothing to send). */
+		if (b->len || b->cap <= TLS_OUT_KEEP || (t->in_flight && i == t->sending))
+			continue;
+		free(b->data);
+		b->data = NULL;
+		b->cap = 0;
+	}
+}
+
 const char *tls_error_string(const struct tls *t, char *buf, size_t len)
 {
 	wolfSSL_ERR_error_string_n((unsigned long)t->last_error, buf, len);

@@ -872,6 +872,8 @@ void tunnel_tick(struct worker *w)
 			t = next;
 			continue;
 		}
+		if (t->nstreams == 0)
+			tls_out_shrink(&t->tls);	/* an idle tunnel keeps no bulk buffers */
 		/* Idle pooled tunnels go after the timeout; while draining (the
 		 * worker, the tunnel's pod, or the peer: GOAWAY), a tunnel
 		 * without streams has nothing left to carry. */
