@@ -5,6 +5,7 @@
 #include "zring/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <unistd.h>
 #ifdef __GLIBC__
@@ -49,16 +50,22 @@ void memtrim_trimmed(struct memtrim *m, size_t in_use, size_t rss)
 	m->trims++;
 }
 
-/* Resident set in bytes from /proc/self/statm, 0 if unreadable. */
+/* Resident set in bytes from /proc/self/statm, 0 if unreadable. Plain
+ * read(2) into the stack: no allocation while judging the heap. */
 static size_t rss_bytes(void)
 {
-	unsigned long size = 0, resident = 0;
-	FILE *f = fopen("/proc/self/statm", "re");
-	if (!f)
+	char buf[128];
+	int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return 0;
-	if (fscanf(f, "%lu %lu", &size, &resident) != 2)
-		resident = 0;
-	fclose(f);
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	unsigned long size = 0, resident = 0;
+	if (sscanf(buf, "%lu %lu", &size, &resident) != 2)
+		return 0;
 	return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
 }
 
