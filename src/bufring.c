@@ -71,4 +71,17 @@ void bufring_put(struct bufring *b, uint16_t bid)
 			      io_uring_buf_ring_mask(b->count), 0);
 	io_uring_buf_ring_advance(b->br, 1);
 	b->out--;
+	b->puts++;
+}
+
+int bufring_trim(struct bufring *b)
+{
+	if (!b->br)
+		return 0;
+	if (b->out)
+		return -EBUSY;
+	if (madvise(b->base, (size_t)b->count * (b->size + BUFRING_HEADROOM), MADV_DONTNEED) < 0)
+		return -errno;
+	b->puts_at_trim = b->puts;
+	return 0;
 }

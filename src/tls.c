@@ -24,7 +24,9 @@ static int io_recv(WOLFSSL *ssl, char *buf, int sz, void *ctx)
 static int buf_append(struct tls_buf *b, const void *data, size_t len)
 {
 	if (b->len + len > b->cap) {
-		size_t cap = b->cap ? b->cap : 16384;
+		/* Small first: most peers that never finish a handshake get
+		 * only an alert; a busy tunnel grows it in a few steps. */
+		size_t cap = b->cap ? b->cap : 4096;
 		while (cap < b->len + len)
 			cap *= 2;
 		uint8_t *p = realloc(b->data, cap);
@@ -203,6 +205,20 @@ void tls_out_done(struct tls *t, size_t n)
 		b->len = 0;
 		t->sent = 0;
 		t->sending = !t->sending;
+	}
+}
+
+void tls_out_shrink(struct tls *t)
+{
+	for (unsigned i = 0; i < 2; i++) {
+		struct tls_buf *b = &t->out[i];
+		/* An empty buffer the kernel is not reading (in flight with
+		 * len 0 cannot happen: nothing to send). */
+		if (b->len || b->cap <= TLS_OUT_KEEP || (t->in_flight && i == t->sending))
+			continue;
+		free(b->data);
+		b->data = NULL;
+		b->cap = 0;
 	}
 }
 

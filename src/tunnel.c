@@ -92,10 +92,16 @@ static void tunnel_free(struct tunnel *t)
 /* How long a tunnel whose handshake failed lingers (see linger_start). */
 #define LINGER_NS (1000 * 1000000ull)
 
+/* The receive buffer's size: small until the handshake is done (become_ready). */
+static unsigned rx_size(const struct tunnel *t)
+{
+	return t->ready ? TUNNEL_RX_SIZE : TUNNEL_HANDSHAKE_RX;
+}
+
 static void arm_linger_recv(struct tunnel *t)
 {
 	struct io_uring_sqe *sqe = ring_sqe_op(&t->w->ring, &t->op_recv);
-	io_uring_prep_recv(sqe, t->fd, t->rx, TUNNEL_RX_SIZE, 0);
+	io_uring_prep_recv(sqe, t->fd, t->rx, rx_size(t), 0);
 	t->recv_armed = true;
 	t->inflight++;
 }
@@ -165,7 +171,7 @@ static void arm_recv(struct tunnel *t)
 	if (t->recv_armed || t->closing)
 		return;
 	struct io_uring_sqe *sqe = ring_sqe_op(&t->w->ring, &t->op_recv);
-	io_uring_prep_recv(sqe, t->fd, t->rx, TUNNEL_RX_SIZE, 0);
+	io_uring_prep_recv(sqe, t->fd, t->rx, rx_size(t), 0);
 	t->recv_armed = true;
 	t->inflight++;
 }
@@ -442,6 +448,23 @@ static void handshake_failed(struct tunnel *t, int err)
 	tunnel_close(t, err, t->why ? t->why : "tls handshake failed");
 }
 
+/* Handshake done: what only a tunnel that carries streams needs, so that
+ * a peer that never gets this far costs little (docs/architecture.md,
+ * "Memory after a burst"): the server's HTTP/2 session, and a full-size
+ * receive buffer (the ciphertext not yet read moves along). */
+static int become_ready(struct tunnel *t)
+{
+	size_t left = t->tls.in_len;
+	size_t off = left ? (size_t)((uintptr_t)t->tls.in - (uintptr_t)t->rx) : 0;
+	uint8_t *rx = realloc(t->rx, TUNNEL_RX_SIZE);
+	if (!rx || (t->rx = rx, tls_input(&t->tls, rx + off, left), !t->h2 && new_session(t) < 0)) {
+		t->why = "out of memory";
+		return -ENOMEM;
+	}
+	t->ready = true;
+	return 0;
+}
+
 /* Decrypted bytes into nghttp2. 0, or -errno when the tunnel must close. */
 static int pump_plaintext(struct tunnel *t)
 {
@@ -496,8 +519,7 @@ void tunnel_on_recv(struct tunnel *t, const struct io_uring_cqe *cqe)
 	tls_input(&t->tls, t->rx, (size_t)cqe->res);
 	if (!t->ready) {
 		int err = tls_handshake(&t->tls);
-		if (err == 0 && (err = verify_peer(t)) == 0) {
-			t->ready = true;
+		if (err == 0 && (err = verify_peer(t)) == 0 && (err = become_ready(t)) == 0) {
 			hbone_tunnel_ready(t);
 		} else if (err != -EAGAIN) {
 			kick_send(t);	/* an alert may be waiting */
@@ -553,7 +575,7 @@ static struct tunnel *tunnel_new(struct worker *w, bool server, int fd)
 	struct tunnel *t = calloc(1, sizeof(*t));
 	if (!t)
 		return NULL;
-	t->rx = malloc(TUNNEL_RX_SIZE);
+	t->rx = malloc(TUNNEL_HANDSHAKE_RX);
 	if (!t->rx) {
 		free(t);
 		return NULL;
@@ -593,10 +615,8 @@ void tunnel_accept(struct listener *l, int fd)
 	addr_unmap(&t->local);
 	if (err == 0 && (err = hbone_server_ctx(t, &ctx)) < 0)
 		t->why = "no certificate for the local workload";
-	if (err == 0 && (err = tls_init(&t->tls, ctx, true)) == 0) {
+	if (err == 0 && (err = tls_init(&t->tls, ctx, true)) == 0)
 		tls_check_peer(&t->tls, check_leaf, t);
-		err = new_session(t);
-	}
 	if (err < 0 && !t->why)
 		t->why = "out of memory (tunnel setup)";
 	if (err < 0) {
@@ -852,6 +872,8 @@ void tunnel_tick(struct worker *w)
 			t = next;
 			continue;
 		}
+		if (t->nstreams == 0)
+			tls_out_shrink(&t->tls);	/* an idle tunnel keeps no bulk buffers */
 		/* Idle pooled tunnels go after the timeout; while draining (the
 		 * worker, the tunnel's pod, or the peer: GOAWAY), a tunnel
 		 * without streams has nothing left to carry. */

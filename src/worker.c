@@ -9,6 +9,7 @@
 #include "zring/fdbudget.h"
 #include "zring/listener.h"
 #include "zring/log.h"
+#include "zring/memtrim.h"
 #include "zring/nodeagent.h"
 #include "zring/ring.h"
 #include "zring/tls.h"
@@ -29,6 +30,12 @@
 #define PIPES_PREFILL 8
 #define TICK_MS 1000
 #define DRAIN_TICK_MS 50
+#define MEMTRIM_EVERY_NS 1000000000ull
+
+/* The heap is the process's, not a worker's: worker 0 watches it for all
+ * (memtrim.h). Only worker 0's thread touches these. */
+static struct memtrim g_memtrim;
+static uint64_t g_memtrim_last_ns;
 
 static sem_t g_started;
 static pthread_once_t g_started_once = PTHREAD_ONCE_INIT;
@@ -205,6 +212,22 @@ static void expire_idle(struct worker *w)
 	}
 }
 
+/* About once a second: a buffer ring that was used, then saw no buffer
+ * come back for a whole second and has none out, is trimmed once this
+ * batch of completions is handled (bufring_trim says why not sooner).
+ * Only under DEFER_TASKRUN: in the other ring modes the kernel may fill
+ * a buffer whenever this thread returns to user space. */
+static void bufs_check(struct worker *w)
+{
+	if (!w->bufs.br || !(w->ring.flags & IORING_SETUP_DEFER_TASKRUN) ||
+	    w->now_ns - w->bufs_check_ns < MEMTRIM_EVERY_NS)
+		return;
+	w->bufs_check_ns = w->now_ns;
+	bool quiet = w->bufs.puts == w->bufs_puts_seen;
+	w->bufs_puts_seen = w->bufs.puts;
+	w->bufs_trim_due = quiet && w->bufs.puts != w->bufs.puts_at_trim && !w->bufs.out;
+}
+
 static void on_tick(struct worker *w, const struct io_uring_cqe *cqe)
 {
 	w->tick_armed = false;
@@ -215,6 +238,11 @@ static void on_tick(struct worker *w, const struct io_uring_cqe *cqe)
 	nodeagent_worker_tick(w);
 	tunnel_tick(w);
 	metrics_tick(w);
+	if (w->id == 0 && w->now_ns - g_memtrim_last_ns >= MEMTRIM_EVERY_NS) {
+		g_memtrim_last_ns = w->now_ns;
+		memtrim_check(&g_memtrim);
+	}
+	bufs_check(w);
 	if (w->draining && w->now_ns >= w->drain_deadline_ns && w->nconns)
 		close_all(w, 0, "drain deadline");
 	arm_tick(w);
@@ -438,6 +466,10 @@ static void run_loop(struct worker *w)
 		}
 		io_uring_cq_advance(&w->ring, n);
 		run_deferred(w);
+		if (w->bufs_trim_due && !io_uring_cq_ready(&w->ring)) {
+			w->bufs_trim_due = false;
+			bufring_trim(&w->bufs);
+		}
 		refresh_snapshot(w);
 		if (w->fds_freed) {
 			w->fds_freed = false;

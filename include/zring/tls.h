@@ -89,6 +89,12 @@ const uint8_t *tls_out_begin(struct tls *t, size_t *len);
 /* `n` bytes of the in-flight output were sent. */
 void tls_out_done(struct tls *t, size_t n);
 
+/* Frees the output buffers that are empty and bigger than TLS_OUT_KEEP
+ * (bulk traffic grows them to a megabyte or more; the next output starts
+ * small again). For a connection gone quiet; safe at any time. */
+void tls_out_shrink(struct tls *t);
+#define TLS_OUT_KEEP (64 * 1024)
+
 const char *tls_error_string(const struct tls *t, char *buf, size_t len);
 
 /* Was ALPN "h2" agreed? */

@@ -38,6 +38,7 @@ struct local_identity;
 struct pod;
 
 #define TUNNEL_RX_SIZE (64 * 1024)
+#define TUNNEL_HANDSHAKE_RX 4096	/* the receive buffer until the handshake is done */
 #define TUNNEL_ID_MAX 256
 
 struct tunnel {

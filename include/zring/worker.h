@@ -92,6 +92,9 @@ struct worker {
 	bool draining;
 	uint64_t drain_deadline_ns;
 	bool stopped;
+	bool bufs_trim_due;		/* trim the buffer ring after this batch */
+	uint64_t bufs_check_ns;		/* last look at the buffer ring's use */
+	uint64_t bufs_puts_seen;	/* bufs.puts then */
 	uint64_t now_ns;		/* cached at each loop iteration */
 
 	int done_fd;			/* control's eventfd: "a worker ended" */

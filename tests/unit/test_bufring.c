@@ -1,6 +1,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -73,5 +74,46 @@ Test(bufring, an_empty_ring_fails_the_recv_with_enobufs)
 	cqe = recv_one(&b);
 	cr_assert_eq(cqe.res, 1);
 	cr_assert_eq(*bufring_data(&b, 0), 'y');
+	bufring_deinit(&b, &ring);
+}
+
+/* Resident pages of [p, p + len), by mincore. */
+static size_t resident(const void *p, size_t len)
+{
+	size_t pages = len / 4096, n = 0;
+	unsigned char vec[64];
+	cr_assert_leq(pages, sizeof(vec));
+	cr_assert_eq(mincore((void *)p, len, vec), 0);
+	for (size_t i = 0; i < pages; i++)
+		n += vec[i] & 1;
+	return n;
+}
+
+Test(bufring, trim_gives_the_pages_back_and_the_ring_still_works)
+{
+	struct bufring b;
+	cr_assert_eq(bufring_init(&b, &ring, 5, 4, 16384), 0);
+	size_t span = 4 * (16384 + BUFRING_HEADROOM);
+	char big[16384];
+	memset(big, 'z', sizeof(big));
+	/* Traffic walks the ring: every buffer gets filled once. */
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(write(sv[0], big, sizeof(big)), (ssize_t)sizeof(big));
+		struct io_uring_cqe cqe = recv_one(&b);
+		cr_assert_gt(cqe.res, 0);
+		b.out++;
+		cr_assert_eq(bufring_trim(&b), -EBUSY, "a buffer is out");
+		bufring_put(&b, (uint16_t)(cqe.flags >> IORING_CQE_BUFFER_SHIFT));
+	}
+	size_t before = resident(b.base, span);
+	cr_assert_geq(before, 16, "%zu pages resident after the traffic", before);
+	cr_assert_eq(bufring_trim(&b), 0);
+	cr_assert_leq(resident(b.base, span), 1, "%zu pages resident after the trim",
+		      resident(b.base, span));
+	cr_assert_eq(write(sv[0], "after", 5), 5);
+	struct io_uring_cqe cqe = recv_one(&b);
+	cr_assert_eq(cqe.res, 5);
+	cr_assert_eq(memcmp(bufring_data(&b, (uint16_t)(cqe.flags >> IORING_CQE_BUFFER_SHIFT)),
+			    "after", 5), 0);
 	bufring_deinit(&b, &ring);
 }

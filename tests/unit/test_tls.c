@@ -206,3 +206,49 @@ Test(tls, client_refuses_server_with_alert)
 	pair_deinit(p);
 	free(p);
 }
+
+/* The output buffers alone (no session, no certificates): tls_out_shrink
+ * gives an idle connection's bulk buffers back. */
+/* A buffer as bulk traffic leaves it: `cap` bytes, `len` still to send. */
+static void fill(struct tls_buf *b, size_t cap, size_t len)
+{
+	b->data = malloc(cap);
+	cr_assert(b->data);
+	b->cap = cap;
+	b->len = len;
+}
+
+Test(tls_out, shrink_frees_big_empty_buffers_only)
+{
+	struct tls t;
+	memset(&t, 0, sizeof(t));
+	fill(&t.out[0], 2 << 20, 0);		/* drained after a bulk transfer */
+	fill(&t.out[1], 2 << 20, 100);		/* still holds output */
+	tls_out_shrink(&t);
+	cr_assert_null(t.out[0].data);
+	cr_assert_eq(t.out[0].cap, 0);
+	cr_assert_not_null(t.out[1].data, "a buffer with output stays");
+	cr_assert_eq(t.out[1].len, 100);
+	free(t.out[1].data);
+}
+
+Test(tls_out, shrink_keeps_small_buffers_and_what_the_kernel_reads)
+{
+	struct tls t;
+	memset(&t, 0, sizeof(t));
+	fill(&t.out[0], TLS_OUT_KEEP, 0);
+	fill(&t.out[1], 1 << 20, 4096);
+	t.sending = 1;
+	t.in_flight = true;
+	size_t len;
+	cr_assert_null(tls_out_begin(&t, &len), "a send is in flight");
+	tls_out_shrink(&t);
+	cr_assert_not_null(t.out[0].data, "small buffers are kept");
+	cr_assert_not_null(t.out[1].data, "the kernel is reading this one");
+	tls_out_done(&t, 4096);
+	cr_assert_eq(t.out[1].len, 0);
+	tls_out_shrink(&t);
+	cr_assert_null(t.out[1].data, "sent, empty and big: freed");
+	cr_assert_not_null(t.out[0].data);
+	free(t.out[0].data);
+}
