@@ -381,10 +381,10 @@ main() {
   fi
   [ "$rc" -eq 0 ] || say "some requests failed (see above); zring keeps running anyway"
   say "both zrings keep running; try it yourself in another terminal, e.g.
-    sudo ip netns exec $NS_C curl http://$S4:$SERVER_PORT/
-    sudo ip netns exec $NS_C curl http://$VIP/
-    sudo ip netns exec $NS_C curl http://127.0.0.1:15020/metrics
-    sudo ip netns exec $NS_C curl http://127.0.0.1:15000/config_dump
+    ip netns exec $NS_C curl http://$S4:$SERVER_PORT/
+    ip netns exec $NS_C curl http://$VIP/
+    ip netns exec $NS_C curl http://127.0.0.1:15020/metrics
+    ip netns exec $NS_C curl http://127.0.0.1:15000/config_dump
   Press Ctrl-C to stop them and remove the topology."
   local st=0
   wait -n "$zring_a" "$zring_b" || st=$?
