@@ -3,6 +3,7 @@
  * blocking open. See include/zring/file.h.
  */
 #include "zring/file.h"
+#include "zring/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,21 +15,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static int fail(int err, char *why, size_t why_len, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-/* Returns err, with the reason in why (if any). */
-static int fail(int err, char *why, size_t why_len, const char *fmt, ...)
-{
-	if (why && why_len) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(why, why_len, fmt, ap);
-		va_end(ap);
-	}
-	return err;
-}
 
 const char *file_type_name(mode_t mode)
 {
@@ -58,13 +44,13 @@ static int check_type(mode_t mode, char *why, size_t why_len)
 	if (S_ISREG(mode))
 		return 0;
 	if (S_ISDIR(mode))
-		return fail(-EISDIR, why, why_len, "is a directory");
-	return fail(-EINVAL, why, why_len, "is %s, not a regular file", file_type_name(mode));
+		return why_fail(-EISDIR, why, why_len, "is a directory");
+	return why_fail(-EINVAL, why, why_len, "is %s, not a regular file", file_type_name(mode));
 }
 
 static int too_big(size_t max, char *why, size_t why_len)
 {
-	return fail(-EFBIG, why, why_len, "is larger than the limit of %zu bytes", max);
+	return why_fail(-EFBIG, why, why_len, "is larger than the limit of %zu bytes", max);
 }
 
 /* Wait until a non-blocking fd has something to read (or its end). */
@@ -96,7 +82,7 @@ static int read_all(int fd, size_t cap, size_t max, char **bufp, size_t *lenp, c
 		if (n < 0 && !err)
 			err = -errno;
 		if (err < 0) {
-			err = fail(err, why, why_len, "cannot read: %s", strerror(-err));
+			err = why_fail(err, why, why_len, "cannot read: %s", strerror(-err));
 			break;
 		}
 		if (n == 0)
@@ -121,7 +107,7 @@ static int read_all(int fd, size_t cap, size_t max, char **bufp, size_t *lenp, c
 		}
 	}
 	if (!buf)
-		return fail(-ENOMEM, why, why_len, "out of memory");
+		return why_fail(-ENOMEM, why, why_len, "out of memory");
 	if (err < 0) {
 		free(buf);
 		return err;
@@ -145,7 +131,7 @@ int file_read(const char *path, size_t max, char **buf, size_t *len, char *why, 
 	/* Look before opening: a device is never opened (opening one can
 	 * have effects of its own), a FIFO never waited on. */
 	if (stat(path, &st) < 0)
-		return fail(-errno, why, why_len, "cannot open: %s", strerror(errno));
+		return why_fail(-errno, why, why_len, "cannot open: %s", strerror(errno));
 	if ((err = check_type(st.st_mode, why, why_len)) < 0)
 		return err;
 	/* It may be swapped for something else before open(2): O_NONBLOCK
@@ -153,16 +139,16 @@ int file_read(const char *path, size_t max, char **buf, size_t *len, char *why, 
 	 * terminal from becoming ours, and fstat tells what we really got. */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
-		return fail(-errno, why, why_len, "cannot open: %s", strerror(errno));
+		return why_fail(-errno, why, why_len, "cannot open: %s", strerror(errno));
 	if (fstat(fd, &st) < 0)
-		err = fail(-errno, why, why_len, "cannot stat: %s", strerror(errno));
+		err = why_fail(-errno, why, why_len, "cannot stat: %s", strerror(errno));
 	else
 		err = check_type(st.st_mode, why, why_len);
 	if (err == 0 && (uint64_t)st.st_size > max)
 		err = too_big(max, why, why_len);
 	/* A regular file: blocking reads, as for any file. */
 	if (err == 0 && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)
-		err = fail(-errno, why, why_len, "cannot read: %s", strerror(errno));
+		err = why_fail(-errno, why, why_len, "cannot read: %s", strerror(errno));
 	if (err == 0)
 		err = read_all(fd, st.st_size > 0 ? (size_t)st.st_size + 1 : 4096, max, buf, len,
 			       why, why_len);

@@ -5,6 +5,7 @@
 #include "zring/fdbudget.h"
 #include "zring/file.h"
 #include "zring/log.h"
+#include "zring/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -49,21 +50,6 @@ void pod_home_deinit(void)
 	g_home_fd = -1;
 }
 
-static int refuse(int err, char *why, size_t why_len, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-/* Returns err, with the reason in why (if any). */
-static int refuse(int err, char *why, size_t why_len, const char *fmt, ...)
-{
-	if (why && why_len) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(why, why_len, fmt, ap);
-		va_end(ap);
-	}
-	return err;
-}
-
 static const char *ns_type_name(int type)
 {
 	switch (type) {
@@ -92,10 +78,10 @@ static const char *ns_type_name(int type)
 static int check_nsfs(const struct stat *st, const struct statfs *sfs, char *why, size_t len)
 {
 	if (!S_ISREG(st->st_mode))
-		return refuse(-EINVAL, why, len, "is %s, not a network namespace",
+		return why_fail(-EINVAL, why, len, "is %s, not a network namespace",
 			      file_type_name(st->st_mode));
 	if (sfs->f_type != NSFS_MAGIC)
-		return refuse(-EINVAL, why, len, "is a file, not a network namespace (not on nsfs)");
+		return why_fail(-EINVAL, why, len, "is a file, not a network namespace (not on nsfs)");
 	return 0;
 }
 
@@ -107,17 +93,17 @@ static int check_netns(int fd, char *why, size_t len)
 	int err;
 	if (fstat(fd, &st) < 0 || fstatfs(fd, &sfs) < 0) {
 		err = -errno;
-		return refuse(err, why, len, "cannot stat: %s", strerror(-err));
+		return why_fail(err, why, len, "cannot stat: %s", strerror(-err));
 	}
 	if ((err = check_nsfs(&st, &sfs, why, len)) < 0)
 		return err;
 	int type = ioctl(fd, NS_GET_NSTYPE);
 	if (type < 0) {
 		err = -errno;
-		return refuse(err, why, len, "cannot tell its namespace type: %s", strerror(-err));
+		return why_fail(err, why, len, "cannot tell its namespace type: %s", strerror(-err));
 	}
 	if (type != CLONE_NEWNET)
-		return refuse(-EINVAL, why, len, "is a %s namespace, not a network namespace",
+		return why_fail(-EINVAL, why, len, "is a %s namespace, not a network namespace",
 			      ns_type_name(type));
 	return 0;
 }
@@ -136,14 +122,14 @@ static int open_netns(const char *path, char *why, size_t len)
 	int err;
 	if (stat(path, &st) < 0 || statfs(path, &sfs) < 0) {
 		err = -errno;
-		return refuse(err, why, len, "%s", strerror(-err));
+		return why_fail(err, why, len, "%s", strerror(-err));
 	}
 	if ((err = check_nsfs(&st, &sfs, why, len)) < 0)
 		return err;
 	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0) {
 		err = -errno;
-		return refuse(err, why, len, "%s", strerror(-err));
+		return why_fail(err, why, len, "%s", strerror(-err));
 	}
 	fdb_opened(1);
 	if ((err = check_netns(fd, why, len)) < 0) {
@@ -163,13 +149,13 @@ int pod_new(const char *uid, const char *name, const char *netns_path, struct po
 	if (why && why_len)
 		why[0] = '\0';
 	if (!p)
-		return refuse(-ENOMEM, why, why_len, "out of memory");
+		return why_fail(-ENOMEM, why, why_len, "out of memory");
 	p->netns_fd = -1;
 	p->uid = strdup(uid);
 	p->name = strdup(name);
 	p->netns = strdup(netns_path);
 	if (!p->uid || !p->name || !p->netns) {
-		refuse(err, why, why_len, "out of memory");
+		why_fail(err, why, why_len, "out of memory");
 		goto fail;
 	}
 	p->netns_fd = open_netns(netns_path, why, why_len);
@@ -179,7 +165,7 @@ int pod_new(const char *uid, const char *name, const char *netns_path, struct po
 	}
 	if (fstat(p->netns_fd, &st) < 0) {
 		err = -errno;
-		refuse(err, why, why_len, "cannot stat: %s", strerror(-err));
+		why_fail(err, why, why_len, "cannot stat: %s", strerror(-err));
 		goto fail;
 	}
 	p->netns_dev = st.st_dev;

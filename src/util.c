@@ -1,8 +1,10 @@
 /*
- * Clocks and a UTF-8 check shared by every module.
+ * Clocks, a UTF-8 check and error reasons, shared by every module.
  */
 #include "zring/util.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <time.h>
 
 uint64_t now_ns(void)
@@ -48,4 +50,15 @@ size_t utf8_char_len(const char *s)
 	    (cp >= 0xd800 && cp <= 0xdfff))
 		return 0;
 	return n;
+}
+
+int why_fail(int err, char *why, size_t why_len, const char *fmt, ...)
+{
+	if (why && why_len) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(why, why_len, fmt, ap);
+		va_end(ap);
+	}
+	return err;
 }

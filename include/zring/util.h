@@ -32,4 +32,9 @@ uint64_t wall_ms(void);
  * that what they write is always valid UTF-8. */
 size_t utf8_char_len(const char *s);
 
+/* Write a reason into why[why_len] (printf-style; nothing if why is NULL
+ * or why_len 0) and return err: `return why_fail(-EINVAL, why, n, ...)`. */
+int why_fail(int err, char *why, size_t why_len, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 #endif
