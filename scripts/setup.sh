@@ -25,10 +25,12 @@ prefix="$cache/wolfssl"
 packages=(
   build-essential pkg-config meson ninja-build clang libclang-rt-14-dev openssl
   liburing-dev libwolfssl-dev libcjson-dev libyaml-dev libnghttp2-dev libhttp-parser-dev libcriterion-dev
+  libprotobuf-c-dev protobuf-c-compiler
   dpkg-dev autoconf automake libtool
   iproute2 iptables procps psmisc python3 python3-h2 curl
   haproxy iperf3 wrk nginx
   python3-yaml systemd
+  protobuf-compiler python3-protobuf python3-grpcio python3-cryptography
 )
 # Installed without their recommends: prometheus is here for promtool (the
 # metrics page must pass `promtool check metrics`), not for node-exporter.
