@@ -212,7 +212,6 @@ static int take_request(struct conn *c)
 	if (!req || !c->peer_id) {
 		err = -ENOMEM;	/* hbone_server_begin could not allocate them */
 	} else if (hbone_req_finish(req) < 0) {
-		c->bad_request = true;
 		err = -EINVAL;
 	} else {
 		c->dst = req->authority;

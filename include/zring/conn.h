@@ -68,7 +68,6 @@ struct conn {
 	uint8_t stream_side;	/* hbone: which side is the stream */
 	uint16_t status;	/* hbone: response status (client) / answer (server) */
 	uint8_t refused;	/* hbone client: streams refused unprocessed (retried) */
-	bool bad_request;	/* hbone server: malformed CONNECT */
 	char *peer_id;		/* hbone: the other end's identity */
 	struct hbone_req *req;	/* hbone server: headers until the request is whole */
 	/* hbone server: the client's `forwarded: for=` (owned), or NULL.
